@@ -1,0 +1,52 @@
+# Rampart: every target bootstraps .venv when it is missing or older than the dependency files,
+# so a fresh clone needs nothing but `make run` / `make test`.
+SHELL := /bin/bash
+# The first interpreter that really runs and is 3.11+ (pyenv shims may exist but not run).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= chains,twin,dev
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= auto
+
+.PHONY: all venv run test unit lint bench migrate clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	@[ -n "$(PYTHON)" ] || { echo "Rampart needs Python 3.11 or newer on PATH" >&2; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+		-c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+venv: $(STAMP)
+
+## run: start the local twin (embedded PostgreSQL with the ledger schema)
+run: venv
+	$(BIN)/python -m infra.local
+
+## test: lint, then the whole suite (unit, integration, e2e, perf smoke) in parallel
+test: venv lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+## lint: ruff + mypy
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: ledger throughput against pgbench TPC-B in the same run (.bench/ledger.json)
+bench: venv
+	$(BIN)/python -m tests.perf.bench_ledger
+
+## migrate: apply the schema to DATABASE_URL (or the embedded PostgreSQL)
+migrate: venv
+	$(BIN)/python -m rampart.db.migrate
+
+clean:
+	rm -rf $(VENV) .bench cdk.out .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""Embedded PostgreSQL for the local twin and the tests (pgserver: a private PostgreSQL 16 from a
+wheel). Data lives under ``.data/`` in the project (git-ignored). Twin-only: never in a layer."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("RAMPART_DATA_DIR", ROOT / ".data"))
+
+_servers: dict[Path, Any] = {}
+
+
+def embedded_server(name: str = "pg") -> Any:
+    """Start (or join) the embedded server whose data lives in ``.data/<name>``. It stops when
+    the last process using it exits."""
+    path = DATA_DIR / name
+    if path not in _servers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            _servers[path] = pgserver.get_server(path, cleanup_mode="stop")
+    return _servers[path]
+
+
+def embedded_url(name: str = "pg", database: str = "rampart") -> str:
+    """URL of ``database`` on the embedded server, created if missing."""
+    server = embedded_server(name)
+    ensure_database(server.get_uri(), database)
+    return str(server.get_uri(database))
+
+
+def ensure_database(
+    admin_url: str, database: str, *, fresh: bool = False, settings: dict[str, str] | None = None
+) -> None:
+    """Create ``database`` (dropping it first when ``fresh``) and apply per-database settings."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        for key, value in (settings or {}).items():
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    sql.Identifier(database), sql.Identifier(key), sql.Literal(value)
+                )
+            )
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL naming another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def bin_dir() -> Path:
+    """Folder of the bundled PostgreSQL binaries (pgbench, psql)."""
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"

@@ -1,0 +1,1 @@
+"""Rampart: a serverless payments backend. This package ships as the ``rampart`` Lambda layer."""

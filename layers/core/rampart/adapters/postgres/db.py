@@ -1,0 +1,112 @@
+"""PostgreSQL connections fit for both runtimes.
+
+In Lambda a container handles one request at a time, so it keeps one lazily opened connection
+and reuses it across invocations (reopened if it broke). Locally, where a threaded server
+handles many requests at once, a psycopg pool. Every connection is in autocommit: each ledger
+operation is a single statement (one SQL function call), hence its own transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+import psycopg
+
+
+class Database(Protocol):
+    def connection(self) -> AbstractContextManager[psycopg.Connection]: ...
+
+    def close(self) -> None: ...
+
+
+def _connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True, application_name="rampart")
+
+
+class SingleConnection:
+    """One connection per process, opened on first use (Lambda)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = _connect(self._url)
+            try:
+                yield self._conn
+            except psycopg.OperationalError:
+                # The server went away (failover, idle timeout): drop it, the next call reconnects.
+                self._conn.close()
+                self._conn = None
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class PooledDatabase:
+    """A connection pool (the local twin, tests, benchmarks)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self._pool: ConnectionPool[psycopg.Connection] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "application_name": "rampart"},
+            open=True,
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+_database: Database | None = None
+_database_lock = threading.Lock()
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise RuntimeError("DATABASE_URL is not set (the local twin sets it to its embedded PostgreSQL)")
+    return url
+
+
+def get_database() -> Database:
+    """The process-wide database: one connection in Lambda, a pool elsewhere."""
+    global _database
+    if _database is None:
+        with _database_lock:
+            if _database is None:
+                url = database_url()
+                if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("RAMPART_DB_POOL") == "0":
+                    _database = SingleConnection(url)
+                else:
+                    _database = PooledDatabase(url, max_size=int(os.environ.get("RAMPART_DB_POOL_SIZE", "10")))
+    return _database
+
+
+def reset_database() -> None:
+    """Close and forget the process-wide database (tests, twin shutdown)."""
+    global _database
+    with _database_lock:
+        if _database is not None:
+            _database.close()
+            _database = None

@@ -1,0 +1,54 @@
+"""Apply Rampart's SQL migrations (yoyo) to a PostgreSQL database.
+
+``python -m rampart.db.migrate`` applies them to ``DATABASE_URL``; without it, to the local
+twin's embedded PostgreSQL. The migrate Lambda calls :func:`migrate` on every deploy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def yoyo_url(url: str) -> str:
+    """yoyo names its psycopg 3 driver in the URL scheme."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def migrate(url: str) -> list[str]:
+    """Apply every pending migration under a lock; returns the ids applied (in order)."""
+    from yoyo import get_backend, read_migrations
+
+    backend = get_backend(yoyo_url(url))
+    try:
+        migrations = read_migrations(str(MIGRATIONS))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+        return [m.id for m in pending]
+    finally:
+        backend.connection.close()
+
+
+def main() -> int:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        try:
+            from infra.local.postgres import embedded_url
+        except ImportError:
+            print("DATABASE_URL is not set", file=sys.stderr)
+            return 2
+        url = embedded_url()
+    applied = migrate(url)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The ledger's use cases. Converts decimal amounts to base units, validates what the store cannot
+see (sizes, ranges, duplicates inside a batch) and turns the store's refusal codes into typed
+errors. Storage is a :class:`LedgerStore`; nothing here knows it is PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+from rampart.errors import (
+    CurrencyMismatch,
+    DomainError,
+    ExceedsHold,
+    HoldExpired,
+    HoldFinalized,
+    InsufficientFunds,
+    InvalidAmount,
+    NotFound,
+    ReferenceConflict,
+    SameAccount,
+    UnknownAccount,
+    ValidationFailed,
+)
+from rampart.ledger.models import (
+    SYSTEM_OWNER,
+    Account,
+    Entry,
+    Page,
+    Transfer,
+    TransferRequest,
+    VerifyReport,
+)
+from rampart.ledger.ports import LedgerStore
+from rampart.money import scale_of, to_units
+
+T = TypeVar("T")
+
+MAX_BATCH = 100
+MAX_HOLD_SECONDS = 2_592_000  # 30 days
+MAX_REFERENCE_LENGTH = 200
+MAX_PAGE = 100
+
+
+def refusal(code: str, index: int | None = None) -> DomainError:
+    """The typed error for a refusal code returned by the store. ``field`` names the request
+    field at fault, relative to the transfer (a batch prefixes ``/transfers/<index>``)."""
+    errors: dict[str, DomainError] = {
+        "insufficient_funds": InsufficientFunds(
+            "the debit would take the source account below its available balance", field="/amount"
+        ),
+        "unknown_debit_account": UnknownAccount(
+            "the source account does not exist or is not yours", field="/from_account_id"
+        ),
+        "unknown_credit_account": UnknownAccount("the destination account does not exist", field="/to_account_id"),
+        "currency_mismatch": CurrencyMismatch("both accounts and the stated currency must agree", field="/currency"),
+        "same_account": SameAccount("debit and credit account must differ", field="/to_account_id"),
+        "reference_conflict": ReferenceConflict(
+            "this reference was already used with other content", field="/reference"
+        ),
+        "duplicate_reference": ValidationFailed("a reference appears twice in the batch", field="/reference"),
+        "invalid_amount": InvalidAmount("amount must be greater than zero"),
+        "exceeds_hold": ExceedsHold("amount exceeds the held amount", field="/amount"),
+        "hold_finalized": HoldFinalized("the hold was already posted or voided"),
+        "hold_expired": HoldExpired("the hold's timeout has passed"),
+        "transfer_not_found": NotFound("no such transfer", field="path:id"),
+    }
+    error = errors.get(code)
+    if error is None:  # pragma: no cover - a code the schema added without the service knowing
+        raise RuntimeError(f"unknown ledger refusal {code!r}")
+    error.index = index
+    return error
+
+
+@dataclass(frozen=True, slots=True)
+class TransferInput:
+    """A transfer as a caller states it: decimal amount, optional hold timeout."""
+
+    debit_account_id: int
+    credit_account_id: int
+    amount: str | Decimal
+    currency: str
+    reference: str
+    timeout_seconds: int | None = None
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return int(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this API returned", field="query:cursor") from None
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", field="query:limit")
+    return limit
+
+
+def _prefixed(error: DomainError, index: int) -> DomainError:
+    error.index = index
+    if error.field and error.field.startswith("/"):
+        error.field = f"/transfers/{index}{error.field}"
+    return error
+
+
+class Ledger:
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    # accounts -------------------------------------------------------------------------------
+    def open_account(self, owner_id: str, currency: str, name: str | None = None) -> Account:
+        scale_of(currency)
+        if name is not None and not 1 <= len(name) <= 100:
+            raise ValidationFailed("name must be 1 to 100 characters", field="/name")
+        return self._store.create_account(owner_id, currency, name)
+
+    def account(self, account_id: int, *, owner_id: str | None = None) -> Account:
+        """One account; with ``owner_id`` only if that principal owns it (else not found)."""
+        account = self._store.get_account(account_id)
+        if account is None or (owner_id is not None and account.owner_id != owner_id):
+            raise NotFound("no such account", field="path:id")
+        return account
+
+    def system_account(self, currency: str, name: str = "world") -> Account:
+        scale_of(currency)
+        account = self._store.system_account(currency, name)
+        if account is None:
+            raise NotFound(f"no system account {name!r} for {currency}")
+        return account
+
+    def accounts(self, owner_id: str | None, limit: int = 50, cursor: str | None = None) -> Page[Account]:
+        items = self._store.list_accounts(owner_id, _check_limit(limit) + 1, decode_cursor(cursor))
+        return _page(items, limit, lambda a: a.id)
+
+    # transfers ------------------------------------------------------------------------------
+    def _request(self, owner_id: str, item: TransferInput) -> TransferRequest:
+        if not isinstance(item.reference, str) or not 1 <= len(item.reference) <= MAX_REFERENCE_LENGTH:
+            raise ValidationFailed(f"reference must be 1 to {MAX_REFERENCE_LENGTH} characters", field="/reference")
+        timeout = item.timeout_seconds
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_HOLD_SECONDS
+        ):
+            raise ValidationFailed(
+                f"hold timeout_seconds must be 1 to {MAX_HOLD_SECONDS}", field="/hold/timeout_seconds"
+            )
+        return TransferRequest(
+            owner_id=owner_id,
+            reference=item.reference,
+            debit_account_id=item.debit_account_id,
+            credit_account_id=item.credit_account_id,
+            amount=to_units(item.amount, item.currency),
+            currency=item.currency,
+            timeout_seconds=timeout,
+        )
+
+    def transfer(self, owner_id: str, item: TransferInput, *, enforce_owner: bool = True) -> Transfer:
+        """Create one transfer (a hold when ``timeout_seconds`` is set). With ``enforce_owner``
+        the caller must own the source account. Same reference + same content → the original
+        transfer (``replayed``); other content → :class:`ReferenceConflict`; a refusal is pinned."""
+        request = self._request(owner_id, item)
+        return self._store.create_transfers([request], enforce_owner=enforce_owner)[0]
+
+    def transfer_batch(
+        self, owner_id: str, items: Sequence[TransferInput], *, enforce_owner: bool = True
+    ) -> list[Transfer]:
+        """An atomic batch of 1 to 100 transfers: all succeed or none does. A refusal names
+        its item (``index``, and a field under ``/transfers/<index>``)."""
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise ValidationFailed(f"a batch holds 1 to {MAX_BATCH} transfers", field="/transfers")
+        requests: list[TransferRequest] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            try:
+                request = self._request(owner_id, item)
+            except DomainError as exc:
+                raise _prefixed(exc, index) from None
+            if request.reference in seen:
+                raise _prefixed(refusal("duplicate_reference"), index)
+            seen.add(request.reference)
+            requests.append(request)
+        try:
+            return self._store.create_transfers(requests, enforce_owner=enforce_owner)
+        except DomainError as exc:
+            if exc.index is not None:
+                raise _prefixed(exc, exc.index) from None
+            raise
+
+    def deposit(self, account_id: int, amount: str | Decimal, reference: str, *, owner_id: str) -> Transfer:
+        """Money in from outside: a posted transfer from the currency's world account."""
+        account = self.account(account_id)
+        world = self.system_account(account.currency, "world")
+        return self.transfer(
+            owner_id,
+            TransferInput(world.id, account.id, amount, account.currency, reference),
+            enforce_owner=False,
+        )
+
+    def post(
+        self,
+        transfer_id: int,
+        amount: str | Decimal | None = None,
+        *,
+        owner_id: str,
+        enforce_owner: bool = True,
+    ) -> Transfer:
+        """Post a hold, fully or partly (the rest is released), exactly once."""
+        units: int | None = None
+        if amount is not None:
+            current = self.transfer_by_id(transfer_id)
+            units = to_units(amount, current.currency)
+        return self._store.finalize_hold(transfer_id, "post", units, owner_id=owner_id, enforce_owner=enforce_owner)
+
+    def void(self, transfer_id: int, *, owner_id: str, enforce_owner: bool = True) -> Transfer:
+        """Release a hold, exactly once."""
+        return self._store.finalize_hold(transfer_id, "void", None, owner_id=owner_id, enforce_owner=enforce_owner)
+
+    def expire_holds(self, batch: int = 500) -> int:
+        """Release every hold past its timeout; returns how many were released."""
+        total = 0
+        while True:
+            released = self._store.expire_holds(batch)
+            total += released
+            if released < batch:
+                return total
+
+    def transfer_by_id(self, transfer_id: int) -> Transfer:
+        transfer = self._store.get_transfer(transfer_id)
+        if transfer is None:
+            raise NotFound("no such transfer", field="path:id")
+        return transfer
+
+    def transfers(
+        self, owner_id: str | None, account_id: int | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Transfer]:
+        items = self._store.list_transfers(owner_id, account_id, _check_limit(limit) + 1, decode_cursor(cursor))
+        return _page(items, limit, lambda t: t.id)
+
+    def entries(self, account_id: int, limit: int = 50, cursor: str | None = None) -> Page[Entry]:
+        items = self._store.list_entries(account_id, _check_limit(limit) + 1, decode_cursor(cursor))
+        return _page(items, limit, lambda e: e.sequence)
+
+    # audit ----------------------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Check every invariant: double entry per currency, balances as folds of entries and
+        open holds, every account's hash chain, wallets never overdrawn."""
+        return VerifyReport(problems=self._store.verify())
+
+
+def _page(items: list[T], limit: int, key: Callable[[T], int]) -> Page[T]:
+    """Items were fetched with ``limit + 1``: the extra one says whether a next page exists."""
+    if len(items) > limit:
+        return Page(items[:limit], encode_cursor(key(items[limit - 1])))
+    return Page(items, None)
+
+
+__all__ = ["SYSTEM_OWNER", "Ledger", "TransferInput", "refusal"]

@@ -1,0 +1,78 @@
+"""Shared fixtures. Integration tests run against a real PostgreSQL: the embedded one (a database
+per xdist worker, freshly created and migrated) or, when ``TEST_DATABASE_URL`` is set, that server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+
+from rampart.adapters.postgres.db import PooledDatabase
+from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
+from rampart.ledger import Account, Ledger, TransferInput
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated database for this test process."""
+    from infra.local.postgres import embedded_server, ensure_database, with_database
+    from rampart.db.migrate import migrate
+
+    name = f"rampart_test_{_worker()}"
+    base = os.environ.get("TEST_DATABASE_URL")
+    admin_url = base if base else embedded_server("pg-test").get_uri()
+    # Commits need not wait for the disk in tests: the data is thrown away.
+    ensure_database(admin_url, name, fresh=True, settings={"synchronous_commit": "off"})
+    url = with_database(admin_url, name)
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def db(pg_url: str) -> Iterator[PooledDatabase]:
+    database = PooledDatabase(pg_url, min_size=1, max_size=12)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def ledger(db: PooledDatabase) -> Ledger:
+    return Ledger(PostgresLedgerStore(db))
+
+
+@pytest.fixture
+def owner() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+def ref() -> str:
+    return uuid.uuid4().hex
+
+
+WalletFactory = Callable[..., Account]
+
+
+@pytest.fixture
+def wallet(ledger: Ledger, owner: str) -> WalletFactory:
+    """Open a wallet (owned by ``owner`` unless told otherwise) and fund it from the world account."""
+
+    def make(currency: str = "USD", funded: str | None = "100.00", owner_id: str | None = None) -> Account:
+        account = ledger.open_account(owner_id or owner, currency, "wallet")
+        if funded is not None:
+            ledger.deposit(account.id, funded, ref(), owner_id="admin")
+        return ledger.account(account.id)
+
+    return make
+
+
+def pay(
+    debit: Account, credit: Account, amount: str | Decimal, *, timeout: int | None = None, reference: str | None = None
+) -> TransferInput:
+    return TransferInput(debit.id, credit.id, amount, debit.currency, reference or ref(), timeout)
