@@ -4,7 +4,6 @@ fixture checks every invariant with ``ledger.verify()``."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -365,14 +364,17 @@ def test_expired_holds_free_funds_without_waiting_for_the_sweep(
     assert ledger.account(source.id).balance.available == 100
 
 
-def test_sweep_function_handler(ledger: Ledger, owner: str, wallet: WalletFactory, pg_url: str) -> None:
+def test_sweep_function_handler(
+    ledger: Ledger, owner: str, wallet: WalletFactory, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from functions.ledger_sweep import handler as module
     from rampart.adapters.postgres import db as dbmodule
 
     source, target = wallet(), wallet()
     hold = ledger.transfer(owner, pay(source, target, "1.00", timeout=60))
     backdate_holds(pg_url, hold.id)
-    os.environ["DATABASE_URL"] = pg_url
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    dbmodule.reset_database()
     try:
         result = module.handler({"source": "aws.events"}, None)
     finally:
