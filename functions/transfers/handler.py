@@ -1,0 +1,126 @@
+"""Transfers, holds and atomic batches (API.md, "Ledger"). Every POST here moves money: each
+needs an Idempotency-Key, and a transfer without a reference gets one derived from it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from rampart import wiring
+from rampart.errors import NotFound, UnknownAccount
+from rampart.http.app import Principal, create_app, json_response, lambda_entry, parse_id, principal
+from rampart.http.idempotency import derived_reference, idempotency_key
+from rampart.http.ledger_schemas import BatchIn, PostIn, TransferIn, TransferList, TransferOut, transfer_out
+from rampart.ledger import Transfer, TransferInput
+
+app = create_app()
+
+
+def _account_id(value: str, field: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise UnknownAccount("no such account", field=field)
+    return int(value)
+
+
+def _input(who: Principal, item: TransferIn, suffix: str = "") -> TransferInput:
+    reference = item.reference
+    if reference is None:
+        key = idempotency_key(app.current_event.raw_event) or ""
+        reference = derived_reference(who.id, key) + suffix
+    return TransferInput(
+        debit_account_id=_account_id(item.from_account_id, "/from_account_id"),
+        credit_account_id=_account_id(item.to_account_id, "/to_account_id"),
+        amount=item.amount,
+        currency=item.currency,
+        reference=reference,
+        timeout_seconds=item.hold.timeout_seconds if item.hold else None,
+    )
+
+
+def _visible(transfer_id: str) -> Transfer:
+    """The transfer if the caller issued it, owns one of its accounts, or is an admin."""
+    who = principal(app)
+    ledger = wiring.ledger()
+    transfer = ledger.transfer_by_id(parse_id(transfer_id))
+    if who.is_admin or transfer.owner_id == who.id:
+        return transfer
+    for account_id in (transfer.debit_account_id, transfer.credit_account_id):
+        if ledger.account(account_id).owner_id == who.id:
+            return transfer
+    raise NotFound("no such transfer", field="path:id")
+
+
+@app.post(
+    "/v1/transfers",
+    responses={201: {"description": "the transfer", "content": {"application/json": {"model": TransferOut}}}},
+)
+def create_transfer(body: Annotated[TransferIn, Body()]) -> Response[str]:
+    who = principal(app)
+    transfer = wiring.ledger().transfer(who.id, _input(who, body), enforce_owner=not who.is_admin)
+    return json_response(200 if transfer.replayed else 201, transfer_out(transfer))
+
+
+@app.post(
+    "/v1/transfers/batch",
+    responses={
+        201: {"description": "the transfers, in order", "content": {"application/json": {"model": TransferList}}}
+    },
+)
+def create_batch(body: Annotated[BatchIn, Body()]) -> Response[str]:
+    who = principal(app)
+    items = [_input(who, item, f":{i}") for i, item in enumerate(body.transfers)]
+    transfers = wiring.ledger().transfer_batch(who.id, items, enforce_owner=not who.is_admin)
+    status = 200 if all(t.replayed for t in transfers) else 201
+    return json_response(status, {"items": [transfer_out(t) for t in transfers]})
+
+
+@app.post("/v1/transfers/<id>/post")
+def post_hold(id: str, body: Annotated[PostIn | None, Body()] = None) -> TransferOut:
+    who = principal(app)
+    amount = body.amount if body else None
+    transfer = wiring.ledger().post(parse_id(id), amount, owner_id=who.id, enforce_owner=not who.is_admin)
+    return TransferOut.model_validate(transfer_out(transfer))
+
+
+@app.post("/v1/transfers/<id>/void")
+def void_hold(id: str) -> TransferOut:
+    who = principal(app)
+    transfer = wiring.ledger().void(parse_id(id), owner_id=who.id, enforce_owner=not who.is_admin)
+    return TransferOut.model_validate(transfer_out(transfer))
+
+
+@app.get("/v1/transfers/<id>")
+def get_transfer(id: str) -> TransferOut:
+    return TransferOut.model_validate(transfer_out(_visible(id)))
+
+
+@app.get("/v1/transfers")
+def list_transfers(
+    account_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> TransferList:
+    who = principal(app)
+    ledger = wiring.ledger()
+    if account_id is not None:
+        account = ledger.account(parse_id(account_id, "query:account_id"), owner_id=None if who.is_admin else who.id)
+        page = ledger.transfers(None, account.id, limit, cursor)
+    else:
+        page = ledger.transfers(who.id, None, limit, cursor)
+    return TransferList.model_validate(
+        {"items": [transfer_out(t) for t in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+handler = lambda_entry(
+    app,
+    service="transfers",
+    idempotent={
+        "POST /v1/transfers",
+        "POST /v1/transfers/batch",
+        "POST /v1/transfers/{id}/post",
+        "POST /v1/transfers/{id}/void",
+    },
+)
