@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from rampart.adapters.postgres.db import PooledDatabase
 from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
@@ -25,14 +27,18 @@ def pg_url() -> Iterator[str]:
     from infra.local.postgres import embedded_server, ensure_database, with_database
     from rampart.db.migrate import migrate
 
-    name = f"rampart_test_{_worker()}"
+    # Unique per run and worker, so concurrent runs in one checkout never share a database.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+    name = f"rampart_test_{_worker()}_{run}"
     base = os.environ.get("TEST_DATABASE_URL")
     admin_url = base if base else embedded_server("pg-test").get_uri()
     # Commits need not wait for the disk in tests: the data is thrown away.
     ensure_database(admin_url, name, fresh=True, settings={"synchronous_commit": "off"})
     url = with_database(admin_url, name)
     migrate(url)
-    return url
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -533,3 +533,32 @@ def test_migrations_are_idempotent(pg_url: str) -> None:
     from rampart.db.migrate import migrate
 
     assert migrate(pg_url) == []
+
+
+def test_one_item_batch_refusal_names_item_zero(ledger: Ledger, owner: str, wallet: WalletFactory) -> None:
+    a, b = wallet(funded="10.00"), wallet(funded=None)
+    with pytest.raises(InsufficientFunds) as info:
+        ledger.transfer_batch(owner, [pay(a, b, "20.00")])
+    assert info.value.index == 0
+    assert info.value.field == "/transfers/0/amount"
+
+
+def test_batch_releases_expired_holds_like_a_single_transfer(
+    ledger: Ledger, owner: str, wallet: WalletFactory, pg_url: str
+) -> None:
+    a, b = wallet(funded="10.00"), wallet(funded=None)
+    hold = ledger.transfer(owner, pay(a, b, "8.00", timeout=3600))
+    backdate_holds(pg_url, hold.id)
+    ledger.transfer_batch(owner, [pay(a, b, "5.00"), pay(a, b, "1.00")])
+    assert ledger.transfer_by_id(hold.id).status == "expired"
+    assert ledger.account(a.id).balance.available == 400
+
+
+def test_batch_first_failing_item_decides(ledger: Ledger, owner: str, wallet: WalletFactory) -> None:
+    a, b = wallet(funded="10.00"), wallet(funded=None)
+    with pytest.raises(InsufficientFunds) as info:
+        ledger.transfer_batch(owner, [pay(a, b, "20.00"), pay(a, a, "1.00")])
+    assert info.value.index == 0
+    with pytest.raises(SameAccount) as same:
+        ledger.transfer_batch(owner, [pay(a, a, "1.00"), pay(a, b, "20.00")])
+    assert same.value.index == 0

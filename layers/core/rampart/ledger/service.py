@@ -192,8 +192,10 @@ class Ledger:
         try:
             return self._store.create_transfers(requests, enforce_owner=enforce_owner)
         except DomainError as exc:
-            if exc.index is not None:
-                raise _prefixed(exc, exc.index) from None
+            # A one-item batch runs as a single transfer, whose refusals carry no index.
+            index = exc.index if exc.index is not None else (0 if len(requests) == 1 else None)
+            if index is not None:
+                raise _prefixed(exc, index) from None
             raise
 
     def deposit(self, account_id: int, amount: str | Decimal, reference: str, *, owner_id: str) -> Transfer:

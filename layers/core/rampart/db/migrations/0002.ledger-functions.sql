@@ -291,6 +291,29 @@ BEGIN
 END
 $$;
 
+-- The first item (1-based) of a batch that would break its debit account's balance rule, with
+-- the items applied in order (credits of earlier items count); NULL when every item fits.
+CREATE FUNCTION ledger.batch_overdraft(
+    p_debits bigint[], p_credits bigint[], p_amounts numeric[], p_timeouts integer[]
+) RETURNS integer
+    LANGUAGE sql STABLE AS $$
+    SELECT min(l.i)::integer
+      FROM (SELECT lg.i, lg.acct, lg.is_debit,
+                   sum(lg.debit_amount) OVER w AS cum_debits,
+                   sum(lg.credit_amount) OVER w AS cum_credits
+              FROM (SELECT it.i, it.debit AS acct, true AS is_debit, it.amount AS debit_amount,
+                           0::numeric AS credit_amount
+                      FROM unnest(p_debits, p_amounts) WITH ORDINALITY AS it (debit, amount, i)
+                    UNION ALL
+                    SELECT it.i, it.credit, false, 0::numeric,
+                           CASE WHEN it.timeout IS NULL THEN it.amount ELSE 0 END
+                      FROM unnest(p_credits, p_amounts, p_timeouts) WITH ORDINALITY AS it (credit, amount, timeout, i)) lg
+            WINDOW w AS (PARTITION BY lg.acct ORDER BY lg.i)) l
+      JOIN ledger.accounts a ON a.id = l.acct
+     WHERE l.is_debit AND a.debits_must_not_exceed_credits
+       AND a.debits_pending + a.debits_posted + l.cum_debits > a.credits_posted + l.cum_credits;
+$$;
+
 -- An atomic batch: every transfer or none. Accounts are locked once, in id order; validation,
 -- the balance rule (evaluated in item order) and the writes are set-based: each account is
 -- updated once with its net change, transfers and entries are inserted in bulk.
@@ -308,6 +331,8 @@ DECLARE
     v_total integer;
     v_same  integer;
     v_is_same boolean;
+    v_bidx  integer;
+    v_released integer;
     v_tid   bigint;
     t       ledger.transfers;
 BEGIN
@@ -370,24 +395,23 @@ BEGIN
      WHERE x.err IS NOT NULL
      ORDER BY x.i LIMIT 1;
 
-    IF v_err IS NULL THEN
-        SELECT min(l.i) INTO v_idx
-          FROM (SELECT lg.i, lg.acct, lg.is_debit,
-                       sum(lg.debit_amount) OVER w AS cum_debits,
-                       sum(lg.credit_amount) OVER w AS cum_credits
-                  FROM (SELECT it.i, it.debit AS acct, true AS is_debit, it.amount AS debit_amount, 0::numeric AS credit_amount
-                          FROM unnest(p_debits, p_amounts) WITH ORDINALITY AS it (debit, amount, i)
-                        UNION ALL
-                        SELECT it.i, it.credit, false, 0::numeric,
-                               CASE WHEN it.timeout IS NULL THEN it.amount ELSE 0 END
-                          FROM unnest(p_credits, p_amounts, p_timeouts) WITH ORDINALITY AS it (credit, amount, timeout, i)) lg
-                WINDOW w AS (PARTITION BY lg.acct ORDER BY lg.i)) l
-          JOIN ledger.accounts a ON a.id = l.acct
-         WHERE l.is_debit AND a.debits_must_not_exceed_credits
-           AND a.debits_pending + a.debits_posted + l.cum_debits > a.credits_posted + l.cum_credits;
-        IF v_idx IS NOT NULL THEN
-            v_err := 'insufficient_funds';
+    -- The balance rule in item order. When it fails, expired holds of the batch's accounts (all
+    -- locked by us) no longer reserve funds: release them and look again, as a single transfer does.
+    v_bidx := ledger.batch_overdraft(p_debits, p_credits, p_amounts, p_timeouts);
+    IF v_bidx IS NOT NULL AND (v_idx IS NULL OR v_bidx < v_idx) THEN
+        SELECT count(*) INTO v_released
+          FROM (SELECT DISTINCT a.id FROM ledger.accounts a
+                 WHERE a.id = ANY (p_debits) AND a.debits_pending > 0) x,
+               LATERAL ledger.release_expired_debits(x.id, x.id) AS r
+         WHERE r > 0;
+        IF v_released > 0 THEN
+            v_bidx := ledger.batch_overdraft(p_debits, p_credits, p_amounts, p_timeouts);
         END IF;
+    END IF;
+    -- The first failing item decides, whatever the reason.
+    IF v_bidx IS NOT NULL AND (v_idx IS NULL OR v_bidx < v_idx) THEN
+        v_idx := v_bidx;
+        v_err := 'insufficient_funds';
     END IF;
 
     IF v_err IN ('invalid_amount', 'duplicate_reference') THEN
