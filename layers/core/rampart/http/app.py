@@ -105,8 +105,10 @@ def _body_problem(event: dict[str, Any]) -> tuple[int, str, str] | None:
     return None
 
 
-def _problem(status: int, slug: str, **kwargs: Any) -> Response[str]:
-    return Response(status_code=status, content_type=PROBLEM_JSON, body=problem_json(status, slug, **kwargs))
+def _problem(status: int, slug: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Response[str]:
+    return Response(
+        status_code=status, content_type=PROBLEM_JSON, body=problem_json(status, slug, **kwargs), headers=headers
+    )
 
 
 def create_app() -> APIGatewayRestResolver:
@@ -144,7 +146,10 @@ def create_app() -> APIGatewayRestResolver:
     @app.exception_handler(DomainError)
     def on_domain(exc: DomainError) -> Response[str]:
         errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
-        return _problem(exc.status, exc.slug, title=exc.title, detail=exc.detail, errors=errors, **context())
+        headers = getattr(exc, "headers", None)  # e.g. Retry-After of a 429
+        return _problem(
+            exc.status, exc.slug, title=exc.title, detail=exc.detail, errors=errors, headers=headers, **context()
+        )
 
     @app.not_found
     def on_not_found(exc: NotFoundError) -> Response[str]:

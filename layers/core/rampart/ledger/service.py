@@ -193,9 +193,9 @@ class Ledger:
             return self._store.create_transfers(requests, enforce_owner=enforce_owner)
         except DomainError as exc:
             # A one-item batch runs as a single transfer, whose refusals carry no index.
-            index = exc.index if exc.index is not None else (0 if len(requests) == 1 else None)
-            if index is not None:
-                raise _prefixed(exc, index) from None
+            failed = exc.index if exc.index is not None else (0 if len(requests) == 1 else None)
+            if failed is not None:
+                raise _prefixed(exc, failed) from None
             raise
 
     def deposit(self, account_id: int, amount: str | Decimal, reference: str, *, owner_id: str) -> Transfer:

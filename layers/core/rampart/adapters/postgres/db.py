@@ -83,10 +83,31 @@ _database_lock = threading.Lock()
 
 
 def database_url() -> str:
+    """``DATABASE_URL`` when set (the twin, tests). In the cloud, built at cold start from the
+    RDS-managed secret (``RAMPART_DB_SECRET_ARN``: JSON with username, password, host, port,
+    dbname), reached through the RDS Proxy (``RAMPART_DB_PROXY_ENDPOINT``) over TLS, database
+    ``RAMPART_DB_NAME`` (else the secret's dbname). IAM database auth can replace the password later."""
     url = os.environ.get("DATABASE_URL")
-    if not url:
-        raise RuntimeError("DATABASE_URL is not set (the local twin sets it to its embedded PostgreSQL)")
-    return url
+    if url:
+        return url
+    secret_arn = os.environ.get("RAMPART_DB_SECRET_ARN")
+    if not secret_arn:
+        raise RuntimeError(
+            "DATABASE_URL is not set (the local twin sets it to its embedded PostgreSQL), "
+            "nor RAMPART_DB_SECRET_ARN (the cloud)"
+        )
+    from urllib.parse import quote
+
+    from rampart.adapters.aws.secrets import get_secret_json
+
+    secret = get_secret_json(secret_arn)
+    host = os.environ.get("RAMPART_DB_PROXY_ENDPOINT") or secret.get("host")
+    name = os.environ.get("RAMPART_DB_NAME") or secret.get("dbname") or "postgres"
+    if not host or not secret.get("username") or not secret.get("password"):
+        raise RuntimeError("the database secret lacks username/password and no host is known")
+    port = int(secret.get("port") or 5432)
+    user, password = quote(str(secret["username"]), safe=""), quote(str(secret["password"]), safe="")
+    return f"postgresql://{user}:{password}@{host}:{port}/{quote(str(name), safe='')}?sslmode=require"
 
 
 def get_database() -> Database:
