@@ -1,0 +1,56 @@
+"""Admin only: partners with their API keys, and deposits from the world account
+(API.md, "Platform" and "Ledger"). The authorizer already denies these routes to non-admins;
+each endpoint checks the role again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from rampart import auth_wiring, wiring
+from rampart.errors import DomainError, NotFound, UnknownAccount
+from rampart.http.app import create_app, json_response, lambda_entry, principal, require_role
+from rampart.http.auth_schemas import DepositIn, PartnerIn, PartnerOut
+from rampart.http.idempotency import derived_reference, idempotency_key
+from rampart.http.ledger_schemas import TransferOut, transfer_out
+
+app = create_app()
+
+
+@app.post("/v1/admin/partners", status_code=201, summary="Create a partner; its API key is shown once")
+def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
+    require_role(principal(app), "admin")
+    partner, api_key = auth_wiring.authenticator().create_partner(body.name, body.markup_bps)
+    return PartnerOut(id=partner.id, name=partner.name, markup_bps=partner.markup_bps, api_key=api_key)
+
+
+@app.post(
+    "/v1/admin/deposits",
+    summary="Credit an account from its currency's world account",
+    responses={
+        201: {"description": "the deposit", "content": {"application/json": {"model": TransferOut}}},
+        200: {"description": "the reference was used before with this content: the original deposit"},
+    },
+)
+def deposit(body: Annotated[DepositIn, Body()]) -> Response[str]:
+    who = principal(app)
+    require_role(who, "admin")
+    if not body.account_id.isdigit() or len(body.account_id) > 18:
+        raise UnknownAccount("no such account", field="/account_id")
+    reference = body.reference
+    if reference is None:
+        reference = derived_reference(who.id, idempotency_key(app.current_event.raw_event) or "")
+    try:
+        transfer = wiring.ledger().deposit(int(body.account_id), body.amount, reference, owner_id=who.id)
+    except NotFound:
+        raise UnknownAccount("no such account", field="/account_id") from None
+    except DomainError as exc:
+        if exc.field in ("/to_account_id", "/from_account_id"):
+            exc.field = "/account_id"  # a deposit names one account: point at it
+        raise
+    return json_response(200 if transfer.replayed else 201, transfer_out(transfer))
+
+
+handler = lambda_entry(app, service="admin", idempotent={"POST /v1/admin/deposits"})
