@@ -141,11 +141,9 @@ def transfer_out(transfer: Transfer) -> dict[str, object]:
         "currency": c,
         "reference": transfer.reference,
         "created_at": rfc3339(transfer.created_at),
+        "hold_amount": None if transfer.hold_amount is None else format_units(transfer.hold_amount, c),
+        "expires_at": None if transfer.expires_at is None else rfc3339(transfer.expires_at),
     }
-    if transfer.hold_amount is not None:
-        out["hold_amount"] = format_units(transfer.hold_amount, c)
-    if transfer.expires_at is not None:
-        out["expires_at"] = rfc3339(transfer.expires_at)
     return out
 
 
