@@ -5,11 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= chains,twin,dev
+EXTRAS ?= chains,twin,infra,dev
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: all venv run test unit lint bench migrate clean
+.PHONY: all venv run test unit lint bench migrate clean layers synth
 
 all: test
 
@@ -48,5 +48,13 @@ bench: venv
 migrate: venv
 	$(BIN)/python -m rampart.db.migrate
 
+## layers: build the Lambda dependency layers into build/layers/ (pip wheels for arm64/cp312, no Docker)
+layers: venv
+	$(BIN)/python -m infra.layers
+
+## synth: synthesize every stage of the CDK app into cdk.out/ (an unacknowledged cdk-nag finding fails it)
+synth: venv
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python infra/app.py
+
 clean:
-	rm -rf $(VENV) .bench cdk.out .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench cdk.out build .data .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,8 @@ from rampart.adapters.postgres.db import PooledDatabase
 from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
 from rampart.ledger import Account, Ledger, TransferInput
 
+pytest_plugins = ["tests.support.auth_fixtures"]
+
 
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -13,7 +13,6 @@ from functions.authorizer.handler import handler as authorizer_handler
 from rampart.ledger import Account, Ledger
 from tests.support.events import LambdaContext, Reply, api_event, authorizer_event, call
 
-pytest_plugins = ["tests.support.auth_fixtures"]
 pytestmark = [
     pytest.mark.usefixtures("auth_env"),
     pytest.mark.filterwarnings("ignore:No application metrics to publish"),

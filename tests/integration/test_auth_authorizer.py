@@ -21,7 +21,6 @@ from tests.support.auth_fixtures import reset_singletons
 from tests.support.aws import new_key_ring
 from tests.support.events import LambdaContext, api_event, authorizer_event, call, method_arn
 
-pytest_plugins = ["tests.support.auth_fixtures"]
 pytestmark = [
     pytest.mark.usefixtures("auth_env"),
     pytest.mark.filterwarnings("ignore:No application metrics to publish"),

@@ -15,7 +15,6 @@ from functions.auth.handler import handler as auth_handler
 from tests.support.aws import RATE_LIMIT_TABLE
 from tests.support.events import Reply, api_event, call
 
-pytest_plugins = ["tests.support.auth_fixtures"]
 pytestmark = [
     pytest.mark.usefixtures("auth_env"),
     pytest.mark.filterwarnings("ignore:No application metrics to publish"),

@@ -18,7 +18,6 @@ from rampart.adapters.postgres.db import database_url
 from tests.support.auth_fixtures import reset_singletons
 from tests.support.events import LambdaContext, api_event, call
 
-pytest_plugins = ["tests.support.auth_fixtures"]
 pytestmark = [
     pytest.mark.usefixtures("auth_env"),
     pytest.mark.filterwarnings("ignore:No application metrics to publish"),
@@ -29,36 +28,24 @@ def login(email: str, password: str) -> int:
     return call(auth_handler, api_event("POST", "/v1/auth/login", body={"email": email, "password": password})).status
 
 
-def test_database_url_from_the_rds_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = {
-        "username": "rampart_app",
-        "password": "p@ss:w/rd?#%",
-        "host": "cluster.example.internal",
-        "port": 5433,
-        "dbname": "fromsecret",
-        "engine": "postgres",
-    }
-    arn = boto3.client("secretsmanager").create_secret(Name="rampart/db", SecretString=json.dumps(secret))["ARN"]
+def test_cloud_database_url_uses_a_fresh_iam_token_through_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL")
-    monkeypatch.setenv("RAMPART_DB_SECRET_ARN", arn)
     monkeypatch.setenv("RAMPART_DB_PROXY_ENDPOINT", "proxy.example.internal")
+    monkeypatch.setenv("RAMPART_DB_USER", "rampart")
     monkeypatch.setenv("RAMPART_DB_NAME", "rampart")
     url = urlsplit(database_url())
     assert url.scheme == "postgresql"
-    assert (url.hostname, url.port, url.path) == ("proxy.example.internal", 5433, "/rampart")
-    assert unquote(url.username or "") == "rampart_app"
-    assert unquote(url.password or "") == "p@ss:w/rd?#%"
+    assert (url.hostname, url.port, url.path) == ("proxy.example.internal", 5432, "/rampart")
+    assert unquote(url.username or "") == "rampart"
+    token = unquote(url.password or "")
+    assert token.startswith("proxy.example.internal:5432/?Action=connect")
+    assert "X-Amz-Signature=" in token  # an IAM auth token signed locally, not a stored password
     assert url.query == "sslmode=require"
-    # Without the proxy and name variables, the secret's own host and database.
-    monkeypatch.delenv("RAMPART_DB_PROXY_ENDPOINT")
-    monkeypatch.delenv("RAMPART_DB_NAME")
-    url = urlsplit(database_url())
-    assert (url.hostname, url.path) == ("cluster.example.internal", "/fromsecret")
 
 
 def test_database_url_needs_one_or_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL")
-    monkeypatch.delenv("RAMPART_DB_SECRET_ARN", raising=False)
+    monkeypatch.delenv("RAMPART_DB_PROXY_ENDPOINT", raising=False)
     with pytest.raises(RuntimeError, match="DATABASE_URL"):
         database_url()
 

@@ -10,7 +10,6 @@ import pytest
 from rampart.adapters.dynamodb.rate_limit import DynamoDBRateLimitCounter
 from tests.support.aws import RATE_LIMIT_TABLE
 
-pytest_plugins = ["tests.support.auth_fixtures"]
 
 
 @pytest.fixture

@@ -246,3 +246,13 @@ def test_key_ring_rejects_bad_secrets(text: str) -> None:
 def test_decode_secret_prefers_hex_when_it_reads_as_hex() -> None:
     assert decode_secret("00ff") == b"\x00\xff"
     assert decode_secret("base64:AP8=") == b"\x00\xff"
+
+
+def test_flat_key_ring_shape_generated_by_the_cloud_secret() -> None:
+    # Secrets Manager can only generate top-level keys: {"active_kid": kid, kid: secret}.
+    generated = "A1b2C3d4" * 8  # 64 alphanumerics, as the CDK secret's generator makes them
+    ring = KeyRing.from_json(json.dumps({"active_kid": "k1", "k1": generated, "k0": secrets.token_hex(32)}))
+    assert ring.current == "k1"
+    assert sorted(ring.keys) == ["k0", "k1"]
+    tokens = AccessTokens(StaticKeys(ring))
+    assert tokens.verify(tokens.issue("usr_1", "user")).id == "usr_1"

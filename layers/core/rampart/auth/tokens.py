@@ -1,7 +1,8 @@
 """JWT access tokens (PyJWT, HS256) signed with rotatable keys.
 
-Keys come as JSON ``{"current": "<kid>", "keys": {"<kid>": "<secret>", ...}}`` (a Secrets
-Manager secret in the cloud). Signing uses ``current`` and names it in the ``kid`` header;
+Keys come as JSON ``{"current": "<kid>", "keys": {"<kid>": "<secret>", ...}}`` or in the flat
+shape the CDK app has Secrets Manager generate, ``{"active_kid": "<kid>", "<kid>": "<secret>"}``.
+Signing uses ``current`` and names it in the ``kid`` header;
 verification accepts any listed kid. A rotation has three steps: list the new key (not current)
 and let the containers' caches age (5 minutes); make it current; drop the old key once the last
 token it signed has expired (15 minutes later). A container meeting a kid it does not know
@@ -75,7 +76,11 @@ class KeyRing:
     def from_json(cls, text: str) -> KeyRing:
         try:
             data = json.loads(text)
-            current, keys = data["current"], data["keys"]
+            if isinstance(data, dict) and "active_kid" in data:
+                # The flat shape Secrets Manager can generate (the cloud): {"active_kid": kid, kid: secret}.
+                current, keys = data["active_kid"], {k: v for k, v in data.items() if k != "active_kid"}
+            else:
+                current, keys = data["current"], data["keys"]
         except (ValueError, KeyError, TypeError):
             raise ValueError('JWT keys must be JSON {"current": kid, "keys": {kid: secret}}') from None
         if not isinstance(current, str) or not isinstance(keys, dict):

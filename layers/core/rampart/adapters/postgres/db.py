@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -30,7 +30,7 @@ def _connect(url: str) -> psycopg.Connection:
 class SingleConnection:
     """One connection per process, opened on first use (Lambda)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | Callable[[], str]) -> None:
         self._url = url
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
@@ -39,7 +39,7 @@ class SingleConnection:
     def connection(self) -> Iterator[psycopg.Connection]:
         with self._lock:
             if self._conn is None or self._conn.closed or self._conn.broken:
-                self._conn = _connect(self._url)
+                self._conn = _connect(self._url if isinstance(self._url, str) else self._url())
             try:
                 yield self._conn
             except psycopg.OperationalError:
@@ -83,31 +83,26 @@ _database_lock = threading.Lock()
 
 
 def database_url() -> str:
-    """``DATABASE_URL`` when set (the twin, tests). In the cloud, built at cold start from the
-    RDS-managed secret (``RAMPART_DB_SECRET_ARN``: JSON with username, password, host, port,
-    dbname), reached through the RDS Proxy (``RAMPART_DB_PROXY_ENDPOINT``) over TLS, database
-    ``RAMPART_DB_NAME`` (else the secret's dbname). IAM database auth can replace the password later."""
+    """``DATABASE_URL`` when set (the twin, tests). In the cloud, built for each new connection:
+    through the RDS Proxy (``RAMPART_DB_PROXY_ENDPOINT``), which requires IAM authentication, as
+    ``RAMPART_DB_USER`` with a fresh auth token (valid 15 minutes, signed locally) and TLS."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    secret_arn = os.environ.get("RAMPART_DB_SECRET_ARN")
-    if not secret_arn:
+    endpoint, user = os.environ.get("RAMPART_DB_PROXY_ENDPOINT"), os.environ.get("RAMPART_DB_USER")
+    if not endpoint or not user:
         raise RuntimeError(
             "DATABASE_URL is not set (the local twin sets it to its embedded PostgreSQL), "
-            "nor RAMPART_DB_SECRET_ARN (the cloud)"
+            "nor RAMPART_DB_PROXY_ENDPOINT and RAMPART_DB_USER (the cloud)"
         )
     from urllib.parse import quote
 
-    from rampart.adapters.aws.secrets import get_secret_json
+    import boto3
 
-    secret = get_secret_json(secret_arn)
-    host = os.environ.get("RAMPART_DB_PROXY_ENDPOINT") or secret.get("host")
-    name = os.environ.get("RAMPART_DB_NAME") or secret.get("dbname") or "postgres"
-    if not host or not secret.get("username") or not secret.get("password"):
-        raise RuntimeError("the database secret lacks username/password and no host is known")
-    port = int(secret.get("port") or 5432)
-    user, password = quote(str(secret["username"]), safe=""), quote(str(secret["password"]), safe="")
-    return f"postgresql://{user}:{password}@{host}:{port}/{quote(str(name), safe='')}?sslmode=require"
+    token = boto3.client("rds").generate_db_auth_token(DBHostname=endpoint, Port=5432, DBUsername=user)
+    name = os.environ.get("RAMPART_DB_NAME", "rampart")
+    credentials = f"{quote(user, safe='')}:{quote(token, safe='')}"
+    return f"postgresql://{credentials}@{endpoint}:5432/{quote(name, safe='')}?sslmode=require"
 
 
 def get_database() -> Database:
@@ -116,11 +111,12 @@ def get_database() -> Database:
     if _database is None:
         with _database_lock:
             if _database is None:
-                url = database_url()
                 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("RAMPART_DB_POOL") == "0":
-                    _database = SingleConnection(url)
+                    # A factory, not a URL: in the cloud each reconnect needs a fresh IAM token.
+                    _database = SingleConnection(database_url)
                 else:
-                    _database = PooledDatabase(url, max_size=int(os.environ.get("RAMPART_DB_POOL_SIZE", "10")))
+                    pool_size = int(os.environ.get("RAMPART_DB_POOL_SIZE", "10"))
+                    _database = PooledDatabase(database_url(), max_size=pool_size)
     return _database
 
 

@@ -1,0 +1,88 @@
+"""Per-stage settings: dev and staging are cheap and disposable, prod keeps its data and pages
+someone. Everything else about the app comes from ``infra/manifest.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    prod: bool
+    log_retention: logs.RetentionDays
+    db_min_acu: float
+    db_max_acu: float
+    db_readers: int
+    db_backup_days: int
+    api_rate_limit: int  # requests per second, whole stage
+    api_burst_limit: int
+    partner_rate_limit: int  # per partner key (usage plan)
+    partner_burst_limit: int
+    partner_daily_quota: int
+    api_p99_latency_ms: int  # alarm threshold
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """Stateful resources: kept (with a snapshot for Aurora) in prod, deleted elsewhere."""
+        return RemovalPolicy.RETAIN if self.prod else RemovalPolicy.DESTROY
+
+    @property
+    def db_removal_policy(self) -> RemovalPolicy:
+        return RemovalPolicy.SNAPSHOT if self.prod else RemovalPolicy.DESTROY
+
+    @property
+    def dlq_retention(self) -> Duration:
+        return Duration.days(14)
+
+
+STAGES: dict[str, StageConfig] = {
+    "dev": StageConfig(
+        name="dev",
+        prod=False,
+        log_retention=logs.RetentionDays.ONE_WEEK,
+        db_min_acu=0.5,
+        db_max_acu=2,
+        db_readers=0,
+        db_backup_days=1,
+        api_rate_limit=50,
+        api_burst_limit=100,
+        partner_rate_limit=10,
+        partner_burst_limit=20,
+        partner_daily_quota=10_000,
+        api_p99_latency_ms=3000,
+    ),
+    "staging": StageConfig(
+        name="staging",
+        prod=False,
+        log_retention=logs.RetentionDays.ONE_MONTH,
+        db_min_acu=0.5,
+        db_max_acu=4,
+        db_readers=0,
+        db_backup_days=7,
+        api_rate_limit=200,
+        api_burst_limit=400,
+        partner_rate_limit=50,
+        partner_burst_limit=100,
+        partner_daily_quota=100_000,
+        api_p99_latency_ms=2000,
+    ),
+    "prod": StageConfig(
+        name="prod",
+        prod=True,
+        log_retention=logs.RetentionDays.ONE_YEAR,
+        db_min_acu=1,
+        db_max_acu=16,
+        db_readers=1,
+        db_backup_days=35,
+        api_rate_limit=1000,
+        api_burst_limit=2000,
+        partner_rate_limit=100,
+        partner_burst_limit=200,
+        partner_daily_quota=1_000_000,
+        api_p99_latency_ms=1500,
+    ),
+}

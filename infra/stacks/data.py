@@ -1,0 +1,227 @@
+"""Stateful resources: Aurora PostgreSQL Serverless v2 behind RDS Proxy, the manifest's DynamoDB
+tables, the documents bucket and the application secrets."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, Tags
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.manifest import TABLES, Table
+from infra.stacks.config import StageConfig
+from infra.stacks.nag import acknowledge
+from infra.stacks.network import Network
+from infra.stacks.readback import TABLE_TAG
+
+DB_NAME = "rampart"
+DB_USER = "rampart"
+DB_PORT = 5432  # Aurora PostgreSQL and RDS Proxy
+ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_13
+
+
+class Data(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        network: Network,
+        tables: tuple[Table, ...] = TABLES,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        vpc = network.vpc
+        self.db_name = DB_NAME
+        self.db_user = DB_USER
+
+        # --- Aurora PostgreSQL Serverless v2 -------------------------------------------------
+        cluster_id = f"rampart-{stage.name}"
+        # RDS creates this group on first log line, without retention; owning it sets retention.
+        db_logs = logs.LogGroup(
+            self,
+            "AuroraLogs",
+            log_group_name=f"/aws/rds/cluster/{cluster_id}/postgresql",
+            retention=stage.log_retention,
+            removal_policy=stage.removal_policy,
+        )
+        generated = rds.DatabaseSecret(self, "AuroraSecret", username=DB_USER)
+        generated.apply_removal_policy(stage.removal_policy)  # prod keeps it beside the final snapshot
+        self.db_security_group = ec2.SecurityGroup(
+            self,
+            "AuroraSecurityGroup",
+            vpc=vpc,
+            description="Aurora: reachable from RDS Proxy and secret rotation only",
+        )
+        self.cluster = rds.DatabaseCluster(
+            self,
+            "Aurora",
+            cluster_identifier=cluster_id,
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
+            credentials=rds.Credentials.from_secret(generated),
+            default_database_name=DB_NAME,
+            port=DB_PORT,
+            writer=rds.ClusterInstance.serverless_v2("Writer", publicly_accessible=False),
+            readers=[
+                rds.ClusterInstance.serverless_v2(f"Reader{i + 1}", publicly_accessible=False, scale_with_writer=True)
+                for i in range(stage.db_readers)
+            ],
+            serverless_v2_min_capacity=stage.db_min_acu,
+            serverless_v2_max_capacity=stage.db_max_acu,
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.db_security_group],
+            storage_encrypted=True,
+            iam_authentication=True,
+            deletion_protection=stage.prod,
+            removal_policy=stage.db_removal_policy,
+            backup=rds.BackupProps(retention=Duration.days(stage.db_backup_days)),
+            cloudwatch_logs_exports=["postgresql"],
+            copy_tags_to_snapshot=True,
+        )
+        self.cluster.node.add_dependency(db_logs)
+        secret = self.cluster.secret
+        assert secret is not None, "generated credentials always come with a secret"
+        self.db_secret: secretsmanager.ISecret = secret
+
+        rotation_security_group = ec2.SecurityGroup(
+            self, "RotationSecurityGroup", vpc=vpc, description="Secrets Manager hosted rotation of the Aurora secret"
+        )
+        self.db_secret.add_rotation_schedule(
+            "Rotation",
+            hosted_rotation=secretsmanager.HostedRotation.postgre_sql_single_user(
+                vpc=vpc, vpc_subnets=network.app_subnets, security_groups=[rotation_security_group]
+            ),
+            automatically_after=Duration.days(30),
+        )
+        self.cluster.connections.allow_default_port_from(rotation_security_group, "secret rotation")
+
+        # --- RDS Proxy: what every function connects to, with IAM auth and TLS -----------------
+        self.proxy_security_group = ec2.SecurityGroup(
+            self, "ProxySecurityGroup", vpc=vpc, description="RDS Proxy: reachable from Rampart functions only"
+        )
+        self.proxy = self.cluster.add_proxy(
+            "Proxy",
+            secrets=[self.db_secret],
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.proxy_security_group],
+            iam_auth=True,
+            require_tls=True,
+            borrow_timeout=Duration.seconds(30),
+        )
+        self.cluster.connections.allow_default_port_from(self.proxy_security_group, "RDS Proxy")
+        # The functions that use PostgreSQL wear this group; the proxy admits it.
+        self.client_security_group = ec2.SecurityGroup(
+            self, "ClientSecurityGroup", vpc=vpc, description="Rampart functions that reach PostgreSQL"
+        )
+        self.proxy.connections.allow_from(self.client_security_group, ec2.Port.tcp(DB_PORT), "Rampart functions")
+        for reader in (self.client_security_group, rotation_security_group):
+            network.secrets_endpoint.connections.allow_default_port_from(reader, "reads secrets")
+
+        if not stage.prod:
+            acknowledge(
+                self.cluster,
+                "AwsSolutions-RDS10",
+                f"{stage.name} is disposable; deletion protection is on in prod (StageConfig.prod).",
+            )
+
+        # --- DynamoDB tables from the manifest -------------------------------------------------
+        self.tables: dict[str, dynamodb.Table] = {}
+        for spec in tables:
+            table = dynamodb.Table(
+                self,
+                f"Table-{spec.name}",
+                partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=(
+                    dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+                    if spec.sort_key
+                    else None
+                ),
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                time_to_live_attribute=spec.ttl_attribute,
+                encryption=dynamodb.TableEncryption.AWS_MANAGED,
+                deletion_protection=stage.prod,
+                removal_policy=stage.removal_policy,
+            )
+            Tags.of(table).add(TABLE_TAG, spec.name)
+            self.tables[spec.name] = table
+
+        # --- Documents bucket -------------------------------------------------------------------
+        access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365 if stage.prod else 30))],
+            removal_policy=stage.removal_policy,
+        )
+        acknowledge(
+            access_logs,
+            "AwsSolutions-S1",
+            "This bucket receives the documents bucket's server access logs; logging it too would only recurse.",
+        )
+        self.documents = s3.Bucket(
+            self,
+            "Documents",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="documents/",
+            removal_policy=stage.removal_policy,
+        )
+
+        # --- Application secrets ----------------------------------------------------------------
+        # JWT signing keys: {"active_kid": kid, kid: secret, …}; adding a kid and moving
+        # active_kid rotates without invalidating tokens signed with the previous key.
+        self.jwt_keys = secretsmanager.Secret(
+            self,
+            "JwtKeys",
+            description=f"Rampart {stage.name}: JWT signing keys by kid",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"active_kid": "k1"}),
+                generate_string_key="k1",
+                password_length=64,
+                exclude_punctuation=True,
+            ),
+            removal_policy=stage.removal_policy,
+        )
+        acknowledge(
+            self.jwt_keys,
+            "AwsSolutions-SMG4",
+            "Signing keys rotate by adding a kid and moving active_kid (docs/cloud.md, 'Set secrets'); a "
+            "single-value rotation Lambda would invalidate every live token.",
+        )
+        # The admin the migrate function seeds: {"email": …, "password": …}.
+        self.admin_secret = secretsmanager.Secret(
+            self,
+            "AdminSecret",
+            description=f"Rampart {stage.name}: credentials of the seeded admin",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"email": "admin@rampart.example"}),
+                generate_string_key="password",
+                password_length=32,
+                exclude_punctuation=True,
+            ),
+            removal_policy=stage.removal_policy,
+        )
+        acknowledge(
+            self.admin_secret,
+            "AwsSolutions-SMG4",
+            "Operator-held credentials: an operator changes them (docs/cloud.md, 'Set secrets') and the next "
+            "deploy's migrate run applies them.",
+        )

@@ -1,0 +1,106 @@
+"""Step Functions: every manifest state machine loaded from its ``statemachines/*.asl.json`` with
+``DefinitionBody.from_file`` and the manifest's substitutions (function ARNs, queue URLs);
+Standard type, logging ALL to CloudWatch, X-Ray tracing, and permission to exactly the functions
+and queues it names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Tags
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.manifest import STATE_MACHINES, StateMachine
+from infra.stacks.config import StageConfig
+from infra.stacks.nag import acknowledge
+from infra.stacks.readback import STATE_MACHINE_TAG
+
+ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+class Workflows(Construct):
+    """Produces nothing for an empty list of state machines."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        functions: Mapping[str, lambda_.IFunction],
+        queues: Mapping[str, sqs.IQueue],
+        state_machines: tuple[StateMachine, ...] = STATE_MACHINES,
+        root: Path = ROOT,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.state_machines: dict[str, sfn.StateMachine] = {}
+        for spec in state_machines:
+            path = root / spec.definition
+            if not path.is_file():
+                raise FileNotFoundError(f"state machine {spec.name}: {path} does not exist")
+            missing = set(PLACEHOLDER.findall(path.read_text())) - set(spec.substitutions)
+            if missing:
+                raise ValueError(f"state machine {spec.name}: no substitution for {', '.join(sorted(missing))}")
+            substitutions: dict[str, str] = {}
+            invoked: list[lambda_.IFunction] = []
+            fed: list[sqs.IQueue] = []
+            for placeholder, target in spec.substitutions.items():
+                if target in functions:
+                    substitutions[placeholder] = functions[target].function_arn
+                    invoked.append(functions[target])
+                elif target in queues:
+                    substitutions[placeholder] = queues[target].queue_url
+                    fed.append(queues[target])
+                else:
+                    raise ValueError(f"state machine {spec.name}: {placeholder} names {target}, no function or queue")
+            log_group = logs.LogGroup(
+                self,
+                f"{spec.name}-Logs",
+                log_group_name=f"/aws/vendedlogs/states/rampart-{stage.name}-{spec.name}",
+                retention=stage.log_retention,
+                removal_policy=stage.removal_policy,
+            )
+            machine = sfn.StateMachine(
+                self,
+                spec.name,
+                definition_body=sfn.DefinitionBody.from_file(str(path)),
+                definition_substitutions=substitutions,
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+                tracing_enabled=True,
+            )
+            for fn in invoked:
+                fn.grant_invoke(machine)
+            for queue in fed:
+                queue.grant_send_messages(machine)
+            default_child = machine.node.default_child
+            assert default_child is not None
+            Tags.of(default_child).add(STATE_MACHINE_TAG, spec.name)
+            acknowledge(
+                machine.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, …) and X-Ray actions support no "
+                "resource-level scoping.",
+            )
+            for fn in invoked:
+                acknowledge(
+                    machine.role,
+                    f"AwsSolutions-IAM5[Resource::<{_logical_id(fn)}.Arn>:*]",
+                    "lambda:InvokeFunction on the versions and aliases of a function this state machine names.",
+                )
+            self.state_machines[spec.name] = machine
+
+
+def _logical_id(fn: lambda_.IFunction) -> str:
+    from aws_cdk import CfnElement, Stack
+
+    child = fn.node.default_child
+    assert isinstance(child, CfnElement)
+    return Stack.of(child).get_logical_id(child)
