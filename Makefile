@@ -9,7 +9,7 @@ EXTRAS ?= chains,twin,infra,dev
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: all venv run test unit lint bench migrate clean layers synth
+.PHONY: all venv run test unit lint bench migrate openapi clean layers synth
 
 all: test
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-## run: start the local twin (embedded PostgreSQL with the ledger schema)
+## run: start the local twin on 127.0.0.1:$RAMPART_PORT (default 3000): gateway, Lambda, moto, PostgreSQL
 run: venv
 	$(BIN)/python -m infra.local
 
@@ -43,6 +43,10 @@ lint: venv
 ## bench: ledger throughput against pgbench TPC-B in the same run (.bench/ledger.json)
 bench: venv
 	$(BIN)/python -m tests.perf.bench_ledger
+
+## openapi: write openapi.json, the OpenAPI document merged from every API function (committed; a test checks it)
+openapi: venv
+	$(BIN)/python -m infra.local.openapi openapi.json
 
 ## migrate: apply the schema to DATABASE_URL (or the embedded PostgreSQL)
 migrate: venv

@@ -31,7 +31,10 @@ def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
     summary="Credit an account from its currency's world account",
     responses={
         201: {"description": "the deposit", "content": {"application/json": {"model": TransferOut}}},
-        200: {"description": "the reference was used before with this content: the original deposit"},
+        200: {
+            "description": "the reference was used before with this content: the original deposit",
+            "content": {"application/json": {"model": TransferOut}},
+        },
     },
 )
 def deposit(body: Annotated[DepositIn, Body()]) -> Response[str]:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel
 
 from rampart.http.app import create_app, json_response, lambda_entry
 
 app = create_app()
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@cache
+def _dynamodb_client() -> Any:
+    import boto3
+
+    return boto3.client("dynamodb")
 
 
 def _postgres() -> None:
@@ -20,9 +34,7 @@ def _postgres() -> None:
 
 
 def _dynamodb() -> None:
-    import boto3
-
-    client = boto3.client("dynamodb")
+    client = _dynamodb_client()
     for variable in ("RAMPART_IDEMPOTENCY_TABLE", "RAMPART_RATE_LIMIT_TABLE"):
         table = os.environ.get(variable)
         if table:
@@ -32,7 +44,13 @@ def _dynamodb() -> None:
 CHECKS = {"postgres": _postgres, "dynamodb": _dynamodb}
 
 
-@app.get("/health")
+@app.get(
+    "/health",
+    responses={
+        200: {"description": "every check passed", "content": {"application/json": {"model": HealthOut}}},
+        503: {"description": "a check failed (named in checks)", "content": {"application/json": {"model": HealthOut}}},
+    },
+)
 def health() -> Response[str]:
     checks: dict[str, Any] = {}
     for name, check in CHECKS.items():

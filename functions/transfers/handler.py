@@ -52,9 +52,16 @@ def _visible(transfer_id: str) -> Transfer:
     raise NotFound("no such transfer", field="path:id")
 
 
+_TRANSFER = {"application/json": {"model": TransferOut}}
+_TRANSFERS = {"application/json": {"model": TransferList}}
+
+
 @app.post(
     "/v1/transfers",
-    responses={201: {"description": "the transfer", "content": {"application/json": {"model": TransferOut}}}},
+    responses={
+        201: {"description": "the transfer", "content": _TRANSFER},
+        200: {"description": "the reference was used before with this content: the original", "content": _TRANSFER},
+    },
 )
 def create_transfer(body: Annotated[TransferIn, Body()]) -> Response[str]:
     who = principal(app)

@@ -1,14 +1,15 @@
-"""`make run`: start the local twin.
+"""`make run`: start the local twin on 127.0.0.1:$RAMPART_PORT (default 3000).
 
-Today the twin is the ledger's database: the embedded PostgreSQL (or ``DATABASE_URL``) with every
-migration applied, and the expired-hold sweep on its schedule. It prints where the database is
-and runs until Ctrl-C / SIGTERM. The HTTP API joins it with the API issue.
+Environment: ``RAMPART_PORT``; ``DATABASE_URL`` (else the embedded PostgreSQL under ``.data/pg``);
+``RAMPART_ADMIN_EMAIL`` / ``RAMPART_ADMIN_PASSWORD`` (the admin seeded at every start);
+``RAMPART_SCHEDULES=0`` (no schedules); ``RAMPART_TWIN_CONTAINERS`` (containers per function,
+default 16); ``RAMPART_TWIN_STATE_DIR`` (JWT keys, default ``.data/twin``).
+Runs until Ctrl-C / SIGTERM, then stops cleanly.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import errno
 import os
 import signal
 import sys
@@ -16,38 +17,12 @@ import threading
 import time
 from types import FrameType
 
-SWEEP_EVERY_SECONDS = int(os.environ.get("RAMPART_SWEEP_SECONDS", "60"))
-
-
-def _log(message: str, **fields: object) -> None:
-    print(json.dumps({"level": "INFO", "message": message, **fields}), flush=True)
-
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
+    from infra.local.twin import Twin, TwinError
+
     started = time.monotonic()
-    url = os.environ.get("DATABASE_URL")
-    embedded = not url
-    if embedded:
-        from infra.local.postgres import embedded_url
-
-        url = embedded_url()
-        os.environ["DATABASE_URL"] = url
-    assert url is not None
-
-    from rampart.db.migrate import migrate
-
-    applied = migrate(url)
-    _log(
-        "database ready",
-        database_url=url,
-        embedded=embedded,
-        migrations_applied=applied,
-        seconds=round(time.monotonic() - started, 2),
-    )
-
-    from functions.ledger_sweep.handler import handler as sweep
-
+    port = int(os.environ.get("RAMPART_PORT") or 3000)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -56,21 +31,41 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    print(
-        f"\nRampart local twin is up.\n  PostgreSQL: {url}\n  psql:       psql '{url}'\n"
-        f"  Expired holds are swept every {SWEEP_EVERY_SECONDS}s. Ctrl-C stops.\n",
-        flush=True,
-    )
-    while not stop.is_set():
+    twin = Twin()
+    try:
         try:
-            result = sweep({"source": "local.schedule"}, None)
-            if result.get("released"):
-                _log("swept expired holds", **result)
-        except Exception as exc:  # the twin keeps running; the error is logged
-            _log("sweep failed", error=repr(exc))
-        stop.wait(SWEEP_EVERY_SECONDS)
-    _log("stopping")
-    return 0
+            url = twin.start(port=port, wait=False)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                print(f"port {port} is in use: set RAMPART_PORT to another one", file=sys.stderr)
+                return 1
+            raise
+        print(f"Rampart local twin starting on {url} (/health answers 503 until ready)", flush=True)
+        while not stop.is_set():
+            try:
+                twin.wait_ready(timeout=0.2)
+                break
+            except TwinError:
+                if twin.failure is not None:
+                    print(f"start-up failed: {twin.failure!r}", file=sys.stderr, flush=True)
+                    return 1
+        if stop.is_set():
+            return 0
+        admin = twin.admin_email if twin.checks["admin"] == "ok" else f"(not seeded: {twin.checks['admin']})"
+        print(
+            f"\nRampart local twin is up in {time.monotonic() - started:.1f}s.\n"
+            f"  API:        {url}\n"
+            f"  Docs:       {url}/docs   OpenAPI: {url}/openapi.json\n"
+            f"  Admin:      {admin}\n"
+            f"  PostgreSQL: {twin.database_url}\n"
+            f"  Ctrl-C stops.\n",
+            flush=True,
+        )
+        stop.wait()
+        return 0
+    finally:
+        print("stopping", flush=True)
+        twin.stop()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("RAMPART_DATA_DIR", ROOT / ".data"))
 
 _servers: dict[Path, Any] = {}
+# The twin's pool, the tests' pools and 64-thread concurrency tests share one server.
+MAX_CONNECTIONS = 300
 
 
 def embedded_server(name: str = "pg") -> Any:
@@ -28,7 +30,17 @@ def embedded_server(name: str = "pg") -> Any:
             import pgserver
 
             _servers[path] = pgserver.get_server(path, cleanup_mode="stop")
+        _raise_connection_limit(_servers[path].get_uri())
     return _servers[path]
+
+
+def _raise_connection_limit(url: str) -> None:
+    """Ask for :data:`MAX_CONNECTIONS` (initdb's default is 100). The setting needs a restart: it
+    applies from the server's next start (it stops when its last user exits)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'").fetchone()
+        if row is not None and row[0] < MAX_CONNECTIONS:
+            conn.execute(sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(str(MAX_CONNECTIONS))))
 
 
 def embedded_url(name: str = "pg", database: str = "rampart") -> str:

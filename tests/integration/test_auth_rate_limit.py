@@ -11,7 +11,6 @@ from rampart.adapters.dynamodb.rate_limit import DynamoDBRateLimitCounter
 from tests.support.aws import RATE_LIMIT_TABLE
 
 
-
 @pytest.fixture
 def counter(aws: None) -> DynamoDBRateLimitCounter:
     return DynamoDBRateLimitCounter(RATE_LIMIT_TABLE)

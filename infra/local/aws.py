@@ -1,0 +1,370 @@
+"""AWS for the local twin: moto in process, with every table, queue, secret, schedule rule and
+state machine of the manifest created at start.
+
+Three things matter beyond plain moto:
+
+- Nothing may reach real AWS: the process gets fake credentials and region, profiles, endpoint
+  overrides and config files are cut off before the first client is made.
+- moto takes no lock around an operation. Every request into moto runs under one lock here, so a
+  DynamoDB conditional write is atomic, as in AWS. Calls that wait inside moto are the
+  exceptions: SQS long polls are turned into short polls retried outside the lock, and
+  Step Functions calls that wait for an execution run unlocked (the execution itself calls moto).
+- moto keeps no state across restarts; the JWT signing keys are persisted under the twin's state
+  folder so that tokens survive a restart (PostgreSQL's data survives too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from infra import manifest
+from infra.local.logs import get_logger
+
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+PREFIX = "rampart-local"
+ROOT = Path(__file__).resolve().parents[2]
+MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
+
+log = get_logger("rampart.twin.aws")
+
+
+# Names ----------------------------------------------------------------------------------------
+
+
+def function_name(name: str) -> str:
+    return f"{PREFIX}-{name}"
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name(name)}"
+
+
+def table_name(name: str) -> str:
+    return f"{PREFIX}-{name}"
+
+
+def dlq_name(function: str) -> str:
+    return f"{PREFIX}-{function}-dlq"
+
+
+def queue_name(name: str) -> str:
+    return f"{PREFIX}-{name}"
+
+
+def rule_name(schedule: str) -> str:
+    return f"{PREFIX}-{schedule}"
+
+
+def state_machine_name(name: str) -> str:
+    return f"{PREFIX}-{name}"
+
+
+SECRET_NAMES: dict[str, str] = {"jwt_keys": f"{PREFIX}/jwt-keys", "admin_secret": f"{PREFIX}/admin"}
+
+
+# A process that cannot reach AWS --------------------------------------------------------------
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_CUT = re.compile(
+    r"^AWS_(PROFILE|DEFAULT_PROFILE|ENDPOINT_URL.*|CONTAINER_.*|WEB_IDENTITY_TOKEN_FILE|ROLE_ARN|ROLE_SESSION_NAME)$"
+)
+
+
+def isolate_environment() -> None:
+    """Fake credentials and region; no profile, no endpoint override, no config file."""
+    for key in [k for k in os.environ if _CUT.match(k)]:
+        del os.environ[key]
+    os.environ.update(FAKE_ENV)
+
+
+# Serializing moto -----------------------------------------------------------------------------
+
+MOTO_LOCK = threading.RLock()
+# Operations that wait inside moto for something that itself calls moto: never under the lock.
+_UNLOCKED_TARGETS = frozenset({"AWSStepFunctions.StartSyncExecution", "AWSStepFunctions.GetActivityTask"})
+_POLL_INTERVAL = 0.05
+_installed = False
+
+
+def _header(request: Any, name: str) -> str:
+    value = request.headers.get(name)
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value or "")
+
+
+def _body_bytes(request: Any) -> bytes:
+    body = request.body
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    data = body.read()
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _long_poll(original: Callable[[Any], Any], request: Any) -> Any:
+    """SQS ReceiveMessage with a wait: short polls under the lock, sleeping outside it."""
+    from botocore.awsrequest import AWSPreparedRequest
+
+    try:
+        params = json.loads(_body_bytes(request) or b"{}")
+    except ValueError:
+        with MOTO_LOCK:
+            return original(request)
+    wait = float(params.get("WaitTimeSeconds") or 0)
+    params["WaitTimeSeconds"] = 0
+    body = json.dumps(params).encode()
+    headers = request.headers.copy()
+    headers["Content-Length"] = str(len(body))
+    short = AWSPreparedRequest(
+        method=request.method, url=request.url, headers=headers, body=body, stream_output=request.stream_output
+    )
+    deadline = time.monotonic() + wait
+    while True:
+        with MOTO_LOCK:
+            response = original(short)
+        if response is None or time.monotonic() >= deadline:
+            return response
+        status, _, payload = response
+        try:
+            got = json.loads(payload or "{}").get("Messages") if status == 200 else True
+        except ValueError:
+            got = True
+        if got:
+            return response
+        time.sleep(_POLL_INTERVAL)
+
+
+def install_serializer() -> None:
+    """Run every request into moto (botocore's ``before-send`` stub and the ``responses`` mock
+    both go through ``process_request``) one at a time."""
+    global _installed
+    if _installed:
+        return
+    from moto.core.models import botocore_stubber
+
+    original = botocore_stubber.process_request
+
+    def serialized(request: Any) -> Any:
+        target = _header(request, "X-Amz-Target")
+        if target in _UNLOCKED_TARGETS:
+            return original(request)
+        if target == "AmazonSQS.ReceiveMessage":
+            return _long_poll(original, request)
+        with MOTO_LOCK:
+            return original(request)
+
+    setattr(botocore_stubber, "process_request", serialized)  # noqa: B010 - an instance attribute shadows the method
+    _installed = True
+
+
+# Botocore handlers for every session, present and future ---------------------------------------
+
+
+def register_handler(event: str, handler: Callable[..., Any]) -> None:
+    """Register ``handler`` on every botocore session created from now on (botocore's builtin
+    handlers) and on boto3's default session if it already exists."""
+    import boto3
+    from botocore.handlers import BUILTIN_HANDLERS
+
+    if (event, handler) not in BUILTIN_HANDLERS:
+        BUILTIN_HANDLERS.append((event, handler))
+    session = boto3.DEFAULT_SESSION
+    if session is not None:
+        session.events.unregister(event, handler)
+        session.events.register(event, handler)
+
+
+def unregister_handler(event: str, handler: Callable[..., Any]) -> None:
+    import boto3
+    from botocore.handlers import BUILTIN_HANDLERS
+
+    while (event, handler) in BUILTIN_HANDLERS:
+        BUILTIN_HANDLERS.remove((event, handler))
+    session = boto3.DEFAULT_SESSION
+    if session is not None:
+        session.events.unregister(event, handler)
+
+
+# JWT keys that survive restarts ---------------------------------------------------------------
+
+
+def jwt_keys(path: Path) -> dict[str, Any]:
+    """The JWT keys secret ``{"current": kid, "keys": {kid: secret}}``, from ``path`` or newly
+    generated and written there (0600)."""
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+            if isinstance(stored, dict) and stored.get("current") in (stored.get("keys") or {}):
+                return stored
+        except ValueError:
+            pass
+        log.warning("unreadable JWT keys file: generating new keys", extra={"path": str(path)})
+    kid = f"local-{secrets.token_hex(4)}"
+    keys = {"current": kid, "keys": {kid: secrets.token_urlsafe(48)}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(keys, indent=2))
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+    return keys
+
+
+# The deployment -------------------------------------------------------------------------------
+
+
+@dataclass
+class Deployment:
+    """What was created in moto: manifest names → physical names, URLs and ARNs."""
+
+    tables: dict[str, str] = field(default_factory=dict)  # table → physical name
+    queues: dict[str, str] = field(default_factory=dict)  # queue physical name → URL
+    dlqs: dict[str, str] = field(default_factory=dict)  # asynchronous function → its DLQ URL
+    secrets: dict[str, str] = field(default_factory=dict)  # resource → secret ARN
+    rules: dict[str, str] = field(default_factory=dict)  # schedule → rule ARN
+    state_machines: dict[str, str] = field(default_factory=dict)  # state machine → ARN
+
+
+class LocalAws:
+    """moto started in process with the manifest's resources in it."""
+
+    def __init__(self, *, state_dir: Path, admin_email: str, admin_password: str) -> None:
+        self.state_dir = state_dir
+        self.admin_email = admin_email
+        self.admin_password = admin_password
+        self.deployment = Deployment()
+        self._mock: Any = None
+
+    def start(self) -> Deployment:
+        isolate_environment()
+        from moto import mock_aws
+
+        self._mock = mock_aws(config=cast("DefaultConfig", MOTO_CONFIG))
+        self._mock.start()
+        install_serializer()
+        self._create()
+        return self.deployment
+
+    def stop(self) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION)
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        dynamodb, sqs = self.client("dynamodb"), self.client("sqs")
+        for table in manifest.TABLES:
+            name = table_name(table.name)
+            keys = [(table.partition_key, "HASH")] + ([(table.sort_key, "RANGE")] if table.sort_key else [])
+            dynamodb.create_table(
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+            )
+            if table.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+                )
+            self.deployment.tables[table.name] = name
+
+        for queue in manifest.QUEUES:
+            attributes = {"VisibilityTimeout": str(queue.visibility_timeout_seconds)}
+            if queue.dead_letter:
+                dlq_url = self._queue(sqs, f"{queue_name(queue.name)}-dlq", {})
+                dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
+            self._queue(sqs, queue_name(queue.name), attributes)
+
+        for fn in manifest.FUNCTIONS:
+            if fn.asynchronous:
+                self.deployment.dlqs[fn.name] = self._queue(sqs, dlq_name(fn.name), {})
+
+        used = {resource for fn in manifest.FUNCTIONS for resource in fn.uses}
+        secret_values: dict[str, Any] = {
+            "jwt_keys": lambda: jwt_keys(self.state_dir / "jwt-keys.json"),
+            "admin_secret": lambda: {"email": self.admin_email, "password": self.admin_password},
+        }
+        if used & secret_values.keys():
+            secretsmanager = self.client("secretsmanager")
+            for resource in sorted(used & secret_values.keys()):
+                created = secretsmanager.create_secret(
+                    Name=SECRET_NAMES[resource], SecretString=json.dumps(secret_values[resource]())
+                )
+                self.deployment.secrets[resource] = created["ARN"]
+
+        if manifest.SCHEDULES:
+            events = self.client("events")
+            for schedule in manifest.SCHEDULES:
+                rule = events.put_rule(Name=rule_name(schedule.name), ScheduleExpression=schedule.rate, State="ENABLED")
+                target: dict[str, Any] = {"Id": schedule.function, "Arn": function_arn(schedule.function)}
+                events.put_targets(Rule=rule_name(schedule.name), Targets=[target])
+                self.deployment.rules[schedule.name] = rule["RuleArn"]
+
+        if manifest.STATE_MACHINES:
+            stepfunctions = self.client("stepfunctions")
+            for machine in manifest.STATE_MACHINES:
+                created = stepfunctions.create_state_machine(
+                    name=state_machine_name(machine.name),
+                    definition=render_definition(machine, self.deployment.queues),
+                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states",
+                )
+                self.deployment.state_machines[machine.name] = created["stateMachineArn"]
+
+    def _queue(self, sqs: Any, name: str, attributes: dict[str, str]) -> str:
+        url = str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+        self.deployment.queues[name] = url
+        return url
+
+
+def render_definition(machine: manifest.StateMachine, queue_urls: dict[str, str], root: Path = ROOT) -> str:
+    """The ASL file with each ``${Placeholder}`` replaced by what the manifest binds it to: a
+    function's ARN or a queue's URL (as the CDK app substitutes them)."""
+    text = (root / machine.definition).read_text()
+    functions = {fn.name for fn in manifest.FUNCTIONS}
+    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(machine.substitutions))
+    if missing:
+        raise ValueError(f"state machine {machine.name}: no substitution for {', '.join(missing)}")
+    for placeholder, target in machine.substitutions.items():
+        if target in functions:
+            value = function_arn(target)
+        elif queue_name(target) in queue_urls:
+            value = queue_urls[queue_name(target)]
+        else:
+            raise ValueError(f"state machine {machine.name}: {placeholder} names {target}, no function or queue")
+        text = text.replace("${" + placeholder + "}", value)
+    return text

@@ -1,0 +1,150 @@
+"""The e2e session: one local twin per test process, over real HTTP, on its own fresh database of
+the embedded test server (``rampart_e2e_<xdist worker>``).
+
+By default the twin runs as a child process (``python -m infra.local``, what ``make run`` runs):
+a twin owns process-wide state — ``os.environ``, moto's global mock, the database pool of
+``rampart.adapters.postgres.db`` — which the integration tests sharing an xdist worker also use
+(they reset the pool and point ``DATABASE_URL`` elsewhere). ``RAMPART_E2E_TWIN=inprocess`` runs it
+in this process instead (a debugger sees the handlers); ``RAMPART_E2E_URL`` uses a twin that is
+already running (``make run``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.api import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 120.0
+# The twin's pool: the test server is shared with the integration tests of other workers (64-thread
+# concurrency tests), so each worker's twin stays small.
+DB_POOL_SIZE = "8"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _fresh_database() -> str:
+    from infra.local.postgres import embedded_server, ensure_database, with_database
+
+    name = f"rampart_e2e_{_worker()}"
+    base = os.environ.get("TEST_DATABASE_URL")
+    admin_url = base if base else embedded_server("pg-test").get_uri()
+    ensure_database(admin_url, name, fresh=True, settings={"synchronous_commit": "off"})
+    return with_database(admin_url, name)
+
+
+def _wait_healthy(url: str, deadline: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the twin exited with {process.returncode}")
+        try:
+            if requests.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the twin at {url} was not healthy within {START_TIMEOUT:.0f}s")
+
+
+def _child(database_url: str, state_dir: Path) -> Iterator[str]:
+    log_path = state_dir / "twin.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RAMPART_PORT": "0",
+        "RAMPART_TWIN_STATE_DIR": str(state_dir),
+        "PYTHONUNBUFFERED": "1",
+        "RAMPART_DB_POOL_SIZE": DB_POOL_SIZE,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        url = None
+        while url is None and time.monotonic() < deadline and process.poll() is None:
+            found = re.search(r"starting on (http://127\.0\.0\.1:\d+)", log_path.read_text(errors="replace"))
+            url = found.group(1) if found else None
+            time.sleep(0.05)
+        try:
+            if url is None:
+                raise RuntimeError("the twin printed no URL")
+            _wait_healthy(url, deadline, process)
+        except RuntimeError as exc:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{exc}; its log ({log_path}) ends with:\n{tail}") from None
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _in_process(database_url: str, state_dir: Path) -> Iterator[str]:
+    from infra.local.twin import Twin
+
+    os.environ.setdefault("RAMPART_DB_POOL_SIZE", DB_POOL_SIZE)
+    twin = Twin(database_url=database_url, state_dir=state_dir)
+    try:
+        yield twin.start(port=0, timeout=START_TIMEOUT)
+    finally:
+        twin.stop()
+
+
+@pytest.fixture(scope="session")
+def twin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a running twin (``http://127.0.0.1:<port>``)."""
+    given = os.environ.get("RAMPART_E2E_URL")
+    if given:
+        _wait_healthy(given.rstrip("/"), time.monotonic() + START_TIMEOUT)
+        yield given.rstrip("/")
+        return
+    state_dir = tmp_path_factory.mktemp("twin")
+    database_url = _fresh_database()
+    if os.environ.get("RAMPART_E2E_TWIN") == "inprocess":
+        yield from _in_process(database_url, state_dir)
+    else:
+        yield from _child(database_url, state_dir)
+
+
+@pytest.fixture(scope="session")
+def twin_status(twin_url: str) -> dict[str, Any]:
+    """``GET /_twin/status``: readiness checks, migrations, the seeded admin."""
+    reply = requests.get(f"{twin_url}/_twin/status", timeout=10)
+    reply.raise_for_status()
+    status: dict[str, Any] = reply.json()
+    return status
+
+
+@pytest.fixture
+def client(twin_url: str) -> Client:
+    """An anonymous client of the twin."""
+    return Client(twin_url)
+
+
+@pytest.fixture
+def admin_client(twin_url: str, twin_status: dict[str, Any]) -> Client:
+    """The seeded admin, logged in."""
+    from tests.e2e.api import admin
+
+    assert twin_status["checks"]["admin"] == "ok", twin_status
+    return admin(twin_url)
