@@ -78,6 +78,18 @@ class StateMachine:
     substitutions: dict[str, str] = field(default_factory=dict)  # ${Placeholder} → function name
 
 
+# How a function finds each resource it uses: the environment variable naming it. (PostgreSQL is
+# DATABASE_URL in the twin; in the cloud the RAMPART_DB_* variables of docs/cloud.md.)
+RESOURCE_ENV: dict[Resource, str] = {
+    "postgres": "DATABASE_URL",
+    "idempotency_table": "RAMPART_IDEMPOTENCY_TABLE",
+    "rate_limit_table": "RAMPART_RATE_LIMIT_TABLE",
+    "jwt_keys": "RAMPART_JWT_SECRET_ARN",
+    "admin_secret": "RAMPART_ADMIN_SECRET_ARN",
+}
+# Resources that are DynamoDB tables: which table of TABLES each one means.
+RESOURCE_TABLE: dict[Resource, str] = {"idempotency_table": "idempotency", "rate_limit_table": "rate_limits"}
+
 API_ROLES = ("user", "business", "lender", "partner", "admin")
 LEDGER: frozenset[Resource] = frozenset({"postgres"})
 MONEY: frozenset[Resource] = frozenset({"postgres", "idempotency_table"})
@@ -195,6 +207,7 @@ def check() -> None:
     assert len(names) == len(set(names)), "function names must be unique"
     seen = [(r.method, r.path) for r, _ in routes()]
     assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
+    assert set(RESOURCE_TABLE.values()) <= {t.name for t in TABLES}, "a table resource names a manifest table"
     for schedule in SCHEDULES:
         assert function(schedule.function).kind == "scheduled", schedule
     for route, fn in routes():

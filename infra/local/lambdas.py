@@ -49,14 +49,6 @@ log = get_logger("rampart.twin.lambda")
 DEFAULT_MAX_CONTAINERS = 16
 
 # What a resource of the manifest puts in a function's environment.
-RESOURCE_ENV: dict[str, str] = {
-    "postgres": "DATABASE_URL",
-    "idempotency_table": "RAMPART_IDEMPOTENCY_TABLE",
-    "rate_limit_table": "RAMPART_RATE_LIMIT_TABLE",
-    "jwt_keys": "RAMPART_JWT_SECRET_ARN",
-    "admin_secret": "RAMPART_ADMIN_SECRET_ARN",
-}
-RESOURCE_TABLE: dict[str, str] = {"idempotency_table": "idempotency", "rate_limit_table": "rate_limits"}
 # Set for every function (the twin's values; the CDK app sets its own).
 COMMON_ENV: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "rampart",  # each function's Logger/Tracer/Metrics name their service
@@ -69,8 +61,8 @@ COMMON_ENV: dict[str, str] = {
 def resource_value(resource: str, deployment: aws.Deployment, database_url: str) -> str:
     if resource == "postgres":
         return database_url
-    if resource in RESOURCE_TABLE:
-        return deployment.tables[RESOURCE_TABLE[resource]]
+    if resource in manifest.RESOURCE_TABLE:
+        return deployment.tables[manifest.RESOURCE_TABLE[resource]]
     return deployment.secrets[resource]
 
 
@@ -81,7 +73,7 @@ def function_environment(
     env = dict(COMMON_ENV)
     owner: dict[str, str] = {}
     for fn in functions:
-        wanted = {RESOURCE_ENV[r]: resource_value(r, deployment, database_url) for r in sorted(fn.uses)}
+        wanted = {manifest.RESOURCE_ENV[r]: resource_value(r, deployment, database_url) for r in sorted(fn.uses)}
         wanted.update(dict(fn.env))
         for key, value in wanted.items():
             if key in owner and env[key] != value:

@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import layers as layer_build
-from infra.manifest import FUNCTIONS, Function, Resource
+from infra.manifest import FUNCTIONS, RESOURCE_ENV, RESOURCE_TABLE, Function, Resource
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data
 from infra.stacks.nag import acknowledge
@@ -31,11 +31,6 @@ METRICS_NAMESPACE = "Rampart"
 # Never packaged: byte code, editor and build leftovers.
 JUNK = ["**/__pycache__", "**/*.pyc", "**/.DS_Store", "*.egg-info"]
 
-# manifest resource → (the DynamoDB table it means, by manifest name; the env var naming it)
-TABLE_RESOURCES: dict[str, tuple[str, str]] = {
-    "idempotency_table": ("idempotency", "RAMPART_IDEMPOTENCY_TABLE"),
-    "rate_limit_table": ("rate_limits", "RAMPART_RATE_LIMIT_TABLE"),
-}
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # Lambda's hyperplane ENIs in a VPC; EC2 supports no resource scoping for these.
 VPC_ACTIONS = (
@@ -104,13 +99,13 @@ def environment(spec: Function, stage: StageConfig, data: Data) -> dict[str, str
             "RAMPART_DB_NAME": data.db_name,
             "RAMPART_DB_USER": data.db_user,
         }
-    for resource, (table, variable) in TABLE_RESOURCES.items():
+    for resource, table in RESOURCE_TABLE.items():
         if resource in spec.uses:
-            env[variable] = data.tables[table].table_name
+            env[RESOURCE_ENV[resource]] = data.tables[table].table_name
     if "jwt_keys" in spec.uses:
-        env["RAMPART_JWT_SECRET_ARN"] = data.jwt_keys.secret_arn
+        env[RESOURCE_ENV["jwt_keys"]] = data.jwt_keys.secret_arn
     if "admin_secret" in spec.uses:
-        env["RAMPART_ADMIN_SECRET_ARN"] = data.admin_secret.secret_arn
+        env[RESOURCE_ENV["admin_secret"]] = data.admin_secret.secret_arn
     for key, value in spec.env:
         if key in env or key in RESERVED_ENV:
             raise ValueError(f"function {spec.name}: env {key} is set by the CDK app from the manifest")
@@ -124,7 +119,7 @@ def grant(spec: Function, role: iam.Role, data: Data) -> None:
     if "postgres" in uses:
         data.proxy.grant_connect(role, data.db_user)
         data.db_secret.grant_read(role)
-    for resource, (table, _) in TABLE_RESOURCES.items():
+    for resource, table in RESOURCE_TABLE.items():
         if resource in uses:
             data.tables[table].grant(role, *TABLE_ACTIONS)
     if "jwt_keys" in uses:

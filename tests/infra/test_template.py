@@ -12,7 +12,6 @@ from aws_cdk.assertions import Match, Template
 from infra import manifest
 from infra.stacks import readback
 from infra.stacks.asynchronous import dlq_name
-from infra.stacks.compute import TABLE_RESOURCES
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS, PROBLEM_CONTENT_TYPE
 from tests.infra.conftest import Cloud
 
@@ -54,7 +53,7 @@ def test_env_contract_follows_uses(dev_json: dict[str, Any], spec: manifest.Func
     expected = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE"}
     if "postgres" in spec.uses:
         expected |= {"RAMPART_DB_SECRET_ARN", "RAMPART_DB_PROXY_ENDPOINT", "RAMPART_DB_NAME", "RAMPART_DB_USER"}
-    expected |= {variable for resource, (_, variable) in TABLE_RESOURCES.items() if resource in spec.uses}
+    expected |= {manifest.RESOURCE_ENV[r] for r in manifest.RESOURCE_TABLE if r in spec.uses}
     if "jwt_keys" in spec.uses:
         expected.add("RAMPART_JWT_SECRET_ARN")
     if "admin_secret" in spec.uses:
