@@ -90,14 +90,17 @@ BEGIN
         INSERT INTO ledger.entries (account_id, sequence, transfer_id, direction, amount, balance_after, prev_hash, hash)
         VALUES (d.id, d.last_sequence + 1, p_transfer_id, 'debit', p_amount, v_bal_d, d.last_hash, v_hash_d),
                (c.id, c.last_sequence + 1, p_transfer_id, 'credit', p_amount, v_bal_c, c.last_hash, v_hash_c);
-        UPDATE ledger.accounts
-           SET debits_posted = debits_posted + p_amount, debits_pending = debits_pending - p_release,
-               last_sequence = last_sequence + 1, last_hash = v_hash_d, version = version + 1
-         WHERE id = d.id;
-        UPDATE ledger.accounts
-           SET credits_posted = credits_posted + p_amount, credits_pending = credits_pending - p_release,
-               last_sequence = last_sequence + 1, last_hash = v_hash_c, version = version + 1
-         WHERE id = c.id;
+        -- Both accounts in one statement (measurably cheaper than two).
+        UPDATE ledger.accounts a
+           SET debits_posted = a.debits_posted + x.debits_posted,
+               credits_posted = a.credits_posted + x.credits_posted,
+               debits_pending = a.debits_pending - x.debits_released,
+               credits_pending = a.credits_pending - x.credits_released,
+               last_sequence = a.last_sequence + 1, last_hash = x.hash, version = a.version + 1
+          FROM (VALUES (d.id, p_amount, 0::numeric, p_release, 0::numeric, v_hash_d),
+                       (c.id, 0::numeric, p_amount, 0::numeric, p_release, v_hash_c))
+               AS x (id, debits_posted, credits_posted, debits_released, credits_released, hash)
+         WHERE a.id = x.id;
     ELSIF p_release > 0 THEN
         UPDATE ledger.accounts SET debits_pending = debits_pending - p_release, version = version + 1 WHERE id = d.id;
         UPDATE ledger.accounts SET credits_pending = credits_pending - p_release, version = version + 1 WHERE id = c.id;
@@ -342,8 +345,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    PERFORM 1 FROM ledger.accounts WHERE id = ANY (p_debits || p_credits) ORDER BY id FOR UPDATE;
-
     -- References that exist already: a whole-batch replay, a pinned failure, or a conflict.
     -- One index scan answers the common case (all new) before any per-item work.
     IF EXISTS (SELECT 1 FROM ledger.transfers WHERE owner_id = p_owner AND reference = ANY (p_refs)) THEN
@@ -394,6 +395,15 @@ BEGIN
               LEFT JOIN ledger.accounts c ON c.id = it.credit) x
      WHERE x.err IS NOT NULL
      ORDER BY x.i LIMIT 1;
+
+    -- Everything above reads only what never changes (ownership, currency, existence: accounts are
+    -- never deleted), so the locks come only now and a batch holds them for its writes alone.
+    PERFORM 1 FROM ledger.accounts WHERE id = ANY (p_debits || p_credits) ORDER BY id FOR UPDATE;
+    -- A batch that committed while we waited may have taken our references (an identical retry):
+    -- start over, and the reference check above answers with the replay.
+    IF EXISTS (SELECT 1 FROM ledger.transfers WHERE owner_id = p_owner AND reference = ANY (p_refs)) THEN
+        RAISE EXCEPTION 'a reference of this batch was taken concurrently' USING ERRCODE = 'RP409';
+    END IF;
 
     -- The balance rule in item order. When it fails, expired holds of the batch's accounts (all
     -- locked by us) no longer reserve funds: release them and look again, as a single transfer does.
