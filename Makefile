@@ -40,9 +40,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: ledger throughput against pgbench TPC-B in the same run (.bench/ledger.json)
+## bench: ledger throughput against pgbench TPC-B (.bench/ledger.json); API cold start, round trips, latency (.bench/api.json)
 bench: venv
 	$(BIN)/python -m tests.perf.bench_ledger
+	$(BIN)/python -m tests.perf.bench_api
 
 ## openapi: write openapi.json, the OpenAPI document merged from every API function (committed; a test checks it)
 openapi: venv

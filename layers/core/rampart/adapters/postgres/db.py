@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
@@ -23,8 +23,14 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+# Never prepare server-side: psycopg's automatic prepare (after 5 runs of a query) costs its own
+# round trip, and prepared statements pin sessions behind RDS Proxy. Each ledger operation is one
+# short function call, cheap to plan.
+_CONNECT_ARGS: dict[str, Any] = {"autocommit": True, "application_name": "rampart", "prepare_threshold": None}
+
+
 def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, application_name="rampart")
+    return psycopg.connect(url, autocommit=True, application_name="rampart", prepare_threshold=None)
 
 
 class SingleConnection:
@@ -65,7 +71,7 @@ class PooledDatabase:
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "application_name": "rampart"},
+            kwargs=dict(_CONNECT_ARGS),
             open=True,
         )
 
