@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from rampart import auth_wiring, wiring
 from rampart.errors import DomainError, NotFound, UnknownAccount
-from rampart.http.app import create_app, json_response, lambda_entry, principal, require_role
+from rampart.http.app import create_app, id_number, json_response, lambda_entry, principal, require_role
 from rampart.http.auth_schemas import DepositIn, PartnerIn, PartnerOut
 from rampart.http.idempotency import derived_reference, idempotency_key
 from rampart.http.ledger_schemas import TransferOut, transfer_out
@@ -40,13 +40,14 @@ def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
 def deposit(body: Annotated[DepositIn, Body()]) -> Response[str]:
     who = principal(app)
     require_role(who, "admin")
-    if not body.account_id.isdigit() or len(body.account_id) > 18:
+    account_id = id_number(body.account_id)
+    if account_id is None:
         raise UnknownAccount("no such account", field="/account_id")
     reference = body.reference
     if reference is None:
         reference = derived_reference(who.id, idempotency_key(app.current_event.raw_event) or "")
     try:
-        transfer = wiring.ledger().deposit(int(body.account_id), body.amount, reference, owner_id=who.id)
+        transfer = wiring.ledger().deposit(account_id, body.amount, reference, owner_id=who.id)
     except NotFound:
         raise UnknownAccount("no such account", field="/account_id") from None
     except DomainError as exc:

@@ -7,21 +7,31 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseContentModel, OpenAPIResponseContentSchema
 
 from rampart import wiring
 from rampart.errors import NotFound, UnknownAccount
-from rampart.http.app import Principal, create_app, json_response, lambda_entry, parse_id, principal
+from rampart.http.app import Principal, create_app, id_number, json_response, lambda_entry, parse_id, principal
 from rampart.http.idempotency import derived_reference, idempotency_key
-from rampart.http.ledger_schemas import BatchIn, PostIn, TransferIn, TransferList, TransferOut, transfer_out
+from rampart.http.ledger_schemas import (
+    BatchIn,
+    PostIn,
+    TransferBatchOut,
+    TransferIn,
+    TransferList,
+    TransferOut,
+    transfer_out,
+)
 from rampart.ledger import Transfer, TransferInput
 
 app = create_app()
 
 
 def _account_id(value: str, field: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    number = id_number(value)
+    if number is None:
         raise UnknownAccount("no such account", field=field)
-    return int(value)
+    return number
 
 
 def _input(who: Principal, item: TransferIn, suffix: str = "") -> TransferInput:
@@ -52,8 +62,9 @@ def _visible(transfer_id: str) -> Transfer:
     raise NotFound("no such transfer", field="path:id")
 
 
-_TRANSFER = {"application/json": {"model": TransferOut}}
-_TRANSFERS = {"application/json": {"model": TransferList}}
+_TRANSFER: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": TransferOut}
+}
 
 
 @app.post(
@@ -69,10 +80,19 @@ def create_transfer(body: Annotated[TransferIn, Body()]) -> Response[str]:
     return json_response(200 if transfer.replayed else 201, transfer_out(transfer))
 
 
+_BATCH: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "application/json": {"model": TransferBatchOut}
+}
+
+
 @app.post(
     "/v1/transfers/batch",
     responses={
-        201: {"description": "the transfers, in order", "content": {"application/json": {"model": TransferList}}}
+        201: {"description": "the transfers, in order", "content": _BATCH},
+        200: {
+            "description": "every item's reference was used before with this content: the originals",
+            "content": _BATCH,
+        },
     },
 )
 def create_batch(body: Annotated[BatchIn, Body()]) -> Response[str]:

@@ -527,6 +527,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, CONNECT, …) goes to the gateway as well, which answers it as
+        API.md says (404 not-found: no route has it) instead of http.server's 501 HTML page."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
 
 class GatewayServer(ThreadingHTTPServer):
     """One thread per connection; loopback only."""

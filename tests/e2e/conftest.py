@@ -37,10 +37,12 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _fresh_database() -> str:
+def _fresh_database(prefix: str = "rampart_e2e") -> str:
+    """A new, empty database ``<prefix>_<xdist worker>`` on the embedded test server (or on
+    ``TEST_DATABASE_URL``'s); a twin of another test module takes another prefix."""
     from infra.local.postgres import embedded_server, ensure_database, with_database
 
-    name = f"rampart_e2e_{_worker()}"
+    name = f"{prefix}_{_worker()}"
     base = os.environ.get("TEST_DATABASE_URL")
     admin_url = base if base else embedded_server("pg-test").get_uri()
     ensure_database(admin_url, name, fresh=True, settings={"synchronous_commit": "off"})
@@ -111,14 +113,25 @@ def _in_process(database_url: str, state_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def twin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def twin_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state folder of the session's twin (``jwt-keys.json``, its log). For a twin that is
+    already running (``RAMPART_E2E_URL``): ``RAMPART_TWIN_STATE_DIR``, else ``make run``'s default."""
+    if os.environ.get("RAMPART_E2E_URL"):
+        from infra.local.postgres import DATA_DIR
+
+        return Path(os.environ.get("RAMPART_TWIN_STATE_DIR") or DATA_DIR / "twin")
+    return tmp_path_factory.mktemp("twin")
+
+
+@pytest.fixture(scope="session")
+def twin_url(twin_state_dir: Path) -> Iterator[str]:
     """Base URL of a running twin (``http://127.0.0.1:<port>``)."""
     given = os.environ.get("RAMPART_E2E_URL")
     if given:
         _wait_healthy(given.rstrip("/"), time.monotonic() + START_TIMEOUT)
         yield given.rstrip("/")
         return
-    state_dir = tmp_path_factory.mktemp("twin")
+    state_dir = twin_state_dir
     database_url = _fresh_database()
     if os.environ.get("RAMPART_E2E_TWIN") == "inprocess":
         yield from _in_process(database_url, state_dir)

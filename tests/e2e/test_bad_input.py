@@ -69,6 +69,8 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("long reference", {"reference": "r" * 201}, 422, "validation-error", "/reference"),
     ("unicode reference ok-length", {"reference": "ü" * 201}, 422, "validation-error", "/reference"),
     ("boolean amount", {"amount": True}, 422, "validation-error", "/amount"),
+    ("NUL in reference", {"reference": "a\u0000b"}, 422, "validation-error", "/reference"),
+    ("superscript digit account", {"to_account_id": "\u00b2"}, 422, "unknown-account", "/to_account_id"),
 ]
 
 
@@ -101,6 +103,7 @@ RAW: list[tuple[str, bytes, dict[str, str], int, str]] = [
         413,
         "payload-too-large",
     ),
+    ("not utf-8", b'{"amount": "\xff\xfe"}', {"Content-Type": "application/json"}, 400, "malformed-request"),
 ]
 
 
@@ -117,6 +120,8 @@ def test_bad_raw_bodies(
     [
         ("/v1/accounts/999999999999", 404, "not-found", "path:id"),
         ("/v1/accounts/not-an-id", 404, "not-found", "path:id"),
+        ("/v1/accounts/%C2%B2", 404, "not-found", "path:id"),  # "²" passes str.isdigit, not int
+        ("/v1/transfers?account_id=%C2%B2", 404, "not-found", "query:account_id"),
         ("/v1/transfers/123456789012", 404, "not-found", "path:id"),
         ("/v1/transfers?limit=0", 422, "validation-error", "query:limit"),
         ("/v1/transfers?limit=101", 422, "validation-error", "query:limit"),

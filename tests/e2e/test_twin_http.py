@@ -54,6 +54,7 @@ def test_unknown_route_is_a_not_found_problem(client: Client, method: str, path:
         ("PATCH", "/v1/accounts/1"),
         ("GET", "/v1/transfers/batch"),  # the resource /v1/transfers/batch wins over /{id}, and has POST only
         ("OPTIONS", "/v1/transfers"),
+        ("TRACE", "/v1/accounts"),  # a method http.server has no handler for
     ],
 )
 def test_known_path_with_another_method_is_a_not_found_problem(client: Client, method: str, path: str) -> None:

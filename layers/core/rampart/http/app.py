@@ -14,6 +14,7 @@ A handler module is thin::
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -102,7 +103,18 @@ def _body_problem(event: dict[str, Any]) -> tuple[int, str, str] | None:
     content_type = (_header(event, "Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         return 415, "unsupported-media-type", "send the body as application/json"
+    if event.get("isBase64Encoded") and not _utf8(body):  # bytes that are no text cannot be JSON
+        return 400, "malformed-request", "the body is not valid JSON"
     return None
+
+
+def _utf8(encoded: str) -> bool:
+    """Whether a base64 body (API Gateway's form for bytes that are not UTF-8) decodes to UTF-8 text."""
+    try:
+        base64.b64decode(encoded, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        return False
+    return True
 
 
 def _problem(status: int, slug: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Response[str]:
@@ -172,11 +184,20 @@ def require_role(who: Principal, *roles: str) -> None:
         raise Forbidden(f"this needs the role {' or '.join(roles)}")
 
 
+def id_number(value: str) -> int | None:
+    """The number behind an id, or None when it is not one of ours: ASCII digits only
+    (``str.isdigit`` also takes ``"²"``, which ``int`` refuses), at most 18 of them."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 def parse_id(value: str, field: str = "path:id") -> int:
     """Ids are opaque strings to clients; ours are positive integers underneath."""
-    if not value.isdigit() or len(value) > 18:
+    number = id_number(value)
+    if number is None:
         raise NotFound("no such resource", field=field)
-    return int(value)
+    return number
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
@@ -258,6 +279,7 @@ def lambda_entry(app: APIGatewayRestResolver, *, service: str, idempotent: Colle
         response["headers"] = headers
         return response
 
+    handler.idempotent_routes = frozenset(idempotent)  # what the manifest's idempotent routes are checked against
     return cast(LambdaHandler, handler)
 
 
@@ -267,6 +289,7 @@ __all__ = [
     "Principal",
     "Unauthorized",
     "create_app",
+    "id_number",
     "json_response",
     "lambda_entry",
     "parse_id",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from rampart.http.inputs import RequestModel
 from rampart.http.ledger_schemas import AmountIn, Id, Reference
 
 Email = Annotated[str, Field(min_length=3, max_length=254, examples=["ada@example.com"])]
@@ -20,8 +21,8 @@ RefreshToken = Annotated[str, Field(min_length=1, max_length=256)]
 PROBLEM_CONTENT: dict[str, Any] = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _In(RequestModel):
+    pass  # strict, no extra fields, no NUL in text: see rampart.http.inputs
 
 
 class RegisterIn(_In):

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from rampart.http.inputs import RequestModel
 from rampart.ledger.models import Account, Entry, Transfer
 from rampart.money import format_units
 
@@ -25,8 +26,8 @@ Currency = Annotated[str, Field(min_length=3, max_length=5, examples=["USD"])]
 Reference = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _In(RequestModel):
+    pass  # strict, no extra fields, no NUL in text: see rampart.http.inputs
 
 
 class AccountIn(_In):
@@ -92,6 +93,12 @@ class TransferOut(BaseModel):
 class TransferList(BaseModel):
     items: list[TransferOut]
     next_cursor: str | None
+
+
+class TransferBatchOut(BaseModel):
+    """A batch's transfers, in the order of the request (not a page: no cursor)."""
+
+    items: list[TransferOut]
 
 
 class EntryOut(BaseModel):
