@@ -562,3 +562,23 @@ def test_batch_first_failing_item_decides(ledger: Ledger, owner: str, wallet: Wa
     with pytest.raises(SameAccount) as same:
         ledger.transfer_batch(owner, [pay(a, a, "1.00"), pay(a, b, "20.00")])
     assert same.value.index == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger.accounts SET debits_posted = credits_posted + 1 WHERE id = %(a)s",  # overdraft
+        "UPDATE ledger.accounts SET debits_pending = -1 WHERE id = %(a)s",
+        "UPDATE ledger.transfers SET status = 'weird' WHERE debit_account_id = %(a)s",
+        "UPDATE ledger.transfers SET error = 'x' WHERE debit_account_id = %(a)s",  # error without failed
+        "UPDATE ledger.transfers SET amount = hold_amount + 1 WHERE debit_account_id = %(a)s AND hold_amount > 0",
+    ],
+)
+def test_the_schema_backstops_the_rules(
+    ledger: Ledger, owner: str, wallet: WalletFactory, raw: psycopg.Connection, statement: str
+) -> None:
+    a, b = wallet(), wallet()
+    ledger.transfer(owner, pay(a, b, "1.00"))
+    ledger.transfer(owner, pay(a, b, "1.00", timeout=60))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        raw.execute(statement, {"a": a.id})
