@@ -74,4 +74,4 @@ def me() -> UserOut:
     return UserOut(id=user.id, email=user.email, role=user.role)
 
 
-handler = lambda_entry(app, service="auth")
+handler = lambda_entry(app, service="auth", needs=("database", "rate_limit_table", "jwt_keys"))

@@ -31,6 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from rampart.errors import DomainError, NotFound
 from rampart.http.problems import PROBLEM_JSON, problem_json
+from rampart.settings import Need
 
 MAX_BODY_BYTES = 256 * 1024
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -222,15 +223,28 @@ def _error_reply(status: int, slug: str, detail: str, event: dict[str, Any], cor
 
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+_DATABASE: tuple[Need, ...] = ("database",)
 
 
-def lambda_entry(app: APIGatewayRestResolver, *, service: str, idempotent: Collection[str] = ()) -> LambdaHandler:
+def lambda_entry(
+    app: APIGatewayRestResolver,
+    *,
+    service: str,
+    idempotent: Collection[str] = (),
+    needs: Collection[Need] = _DATABASE,
+) -> LambdaHandler:
     """The Lambda handler for ``app``: Logger (correlation id), Tracer, Metrics, idempotency on
-    the ``"METHOD /resource"`` routes named in ``idempotent``, and a last guard that turns any
-    fault into a 500 problem without detail. Every reply carries ``X-Correlation-Id``."""
+    the ``"METHOD /resource"`` routes named in ``idempotent``, the environment validated on the
+    container's first invocation (``needs``; the idempotency table too when there are idempotent
+    routes), and a last guard that turns any fault into a 500 problem without detail. Every reply
+    carries ``X-Correlation-Id``."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
     from rampart.http.idempotency import Idempotency
+    from rampart.settings import validated
+
+    required: set[Need] = set(needs) | ({"idempotency_table"} if idempotent else set())
+    cold = [True]
 
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", service)
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Rampart")
@@ -252,6 +266,9 @@ def lambda_entry(app: APIGatewayRestResolver, *, service: str, idempotent: Colle
         logger.set_correlation_id(correlation_id)
         app.append_context(correlation_id=correlation_id)
         try:
+            if cold[0]:
+                validated(required)  # raises ConfigurationError, logged below; retried next call
+                cold[0] = False
             refused = _body_problem(event)
             if refused is not None:
                 status, slug, detail = refused
