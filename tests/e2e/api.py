@@ -9,24 +9,10 @@ from typing import Any
 from urllib import request
 from urllib.error import HTTPError
 
+from tests.support.events import Reply
+
 ADMIN_EMAIL = "admin@rampart.example"
 ADMIN_PASSWORD = "rampart-admin-local"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-    @property
-    def problem(self) -> str:
-        assert self.headers.get("content-type", "").startswith("application/problem+json"), self.headers
-        return str(self.body["type"]).removeprefix("/problems/")
-
-    @property
-    def fields(self) -> list[str]:
-        return [e["field"] for e in self.body.get("errors", [])]
 
 
 @dataclass

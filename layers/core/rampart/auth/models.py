@@ -76,4 +76,4 @@ class Window:
     """A rate-limit counter: ``count`` events in the window that ends at ``resets_at`` (epoch s)."""
 
     count: int
-    resets_at: float
+    resets_at: float  # not money: epoch seconds

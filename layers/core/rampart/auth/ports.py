@@ -53,11 +53,11 @@ class AuthStore(Protocol):
 class RateLimitCounter(Protocol):
     """Counters in fixed windows that start at their first event (DynamoDB in both runtimes)."""
 
-    def current(self, key: str, now: float) -> Window | None:
+    def current(self, key: str, now: float) -> Window | None:  # not money: epoch seconds
         """The key's live window, or ``None`` when there is none (or it has passed)."""
         ...
 
-    def hit(self, key: str, now: float, window_seconds: int) -> Window:
+    def hit(self, key: str, now: float, window_seconds: int) -> Window:  # not money: epoch seconds
         """Count one event atomically; opens a new window when none is live."""
         ...
 

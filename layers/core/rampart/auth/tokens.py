@@ -126,8 +126,8 @@ class CachedKeys:
         self,
         load: Callable[[], str],
         *,
-        max_age: float = 300.0,
-        min_reload: float = 30.0,
+        max_age: float = 300.0,  # not money: seconds
+        min_reload: float = 30.0,  # not money: seconds
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load, self._max_age, self._min_reload, self._clock = load, max_age, min_reload, clock

@@ -14,7 +14,11 @@ DEFAULT_MAX_AGE = 300.0
 
 class SecretCache:
     def __init__(
-        self, *, client: Any = None, max_age: float = DEFAULT_MAX_AGE, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        client: Any = None,
+        max_age: float = DEFAULT_MAX_AGE,  # not money: seconds
+        clock: Callable[[], float] = time.monotonic,  # not money: seconds
     ) -> None:
         self._client, self._max_age, self._clock = client, max_age, clock
         self._values: dict[str, tuple[str, float]] = {}
@@ -28,7 +32,7 @@ class SecretCache:
             self._client = boto3.client("secretsmanager")
         return self._client
 
-    def get(self, secret_id: str, *, max_age: float | None = None) -> str:
+    def get(self, secret_id: str, *, max_age: float | None = None) -> str:  # not money: seconds
         """The secret's string value, fetched at most once per ``max_age`` seconds."""
         limit = self._max_age if max_age is None else max_age
         with self._lock:
@@ -41,7 +45,7 @@ class SecretCache:
             self._values[secret_id] = (value, self._clock())
             return value
 
-    def get_json(self, secret_id: str, *, max_age: float | None = None) -> dict[str, Any]:
+    def get_json(self, secret_id: str, *, max_age: float | None = None) -> dict[str, Any]:  # not money: seconds
         data = json.loads(self.get(secret_id, max_age=max_age))
         if not isinstance(data, dict):
             raise ValueError(f"secret {secret_id!r} is not a JSON object")
@@ -56,11 +60,11 @@ class SecretCache:
 _cache = SecretCache()
 
 
-def get_secret(secret_id: str, *, max_age: float | None = None) -> str:
+def get_secret(secret_id: str, *, max_age: float | None = None) -> str:  # not money: seconds
     return _cache.get(secret_id, max_age=max_age)
 
 
-def get_secret_json(secret_id: str, *, max_age: float | None = None) -> dict[str, Any]:
+def get_secret_json(secret_id: str, *, max_age: float | None = None) -> dict[str, Any]:  # not money: seconds
     return _cache.get_json(secret_id, max_age=max_age)
 
 

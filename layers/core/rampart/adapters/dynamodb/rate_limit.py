@@ -14,8 +14,8 @@ from rampart.auth.models import Window
 _RETRIES = 4
 
 
-def _n(value: float) -> dict[str, str]:
-    return {"N": f"{value:.3f}" if not float(value).is_integer() else str(int(value))}
+def _n(value: float) -> dict[str, str]:  # not money: seconds
+    return {"N": f"{value:.3f}" if not float(value).is_integer() else str(int(value))}  # not money: seconds
 
 
 class DynamoDBRateLimitCounter:
@@ -31,7 +31,7 @@ class DynamoDBRateLimitCounter:
             self._client = boto3.client("dynamodb")
         return self._client
 
-    def current(self, key: str, now: float) -> Window | None:
+    def current(self, key: str, now: float) -> Window | None:  # not money: seconds
         item = self.client.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": key}},
@@ -40,12 +40,12 @@ class DynamoDBRateLimitCounter:
         ).get("Item")
         if not item or "expires_at" not in item:
             return None
-        resets_at = float(item["expires_at"]["N"])
+        resets_at = float(item["expires_at"]["N"])  # not money: seconds
         if resets_at <= now:
             return None
         return Window(count=int(item.get("hits", {"N": "0"})["N"]), resets_at=resets_at)
 
-    def hit(self, key: str, now: float, window_seconds: int) -> Window:
+    def hit(self, key: str, now: float, window_seconds: int) -> Window:  # not money: seconds
         from botocore.exceptions import ClientError
 
         for _ in range(_RETRIES):
@@ -58,7 +58,8 @@ class DynamoDBRateLimitCounter:
                     ExpressionAttributeValues={":one": {"N": "1"}, ":now": _n(now)},
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
-                return Window(count=int(attributes["hits"]["N"]), resets_at=float(attributes["expires_at"]["N"]))
+                resets = float(attributes["expires_at"]["N"])  # not money: epoch seconds
+                return Window(count=int(attributes["hits"]["N"]), resets_at=resets)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
@@ -71,7 +72,7 @@ class DynamoDBRateLimitCounter:
                     ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
                     ExpressionAttributeValues={":one": {"N": "1"}, ":expires": _n(resets_at), ":now": _n(now)},
                 )
-                return Window(count=1, resets_at=float(resets_at))
+                return Window(count=1, resets_at=float(resets_at))  # not money: seconds
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
