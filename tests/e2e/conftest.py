@@ -12,10 +12,6 @@ already running (``make run``).
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from infra.local.child import child_twin, wait_healthy
 from tests.e2e.api import Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,56 +46,13 @@ def _fresh_database(prefix: str = "rampart_e2e") -> str:
     return with_database(admin_url, name)
 
 
-def _wait_healthy(url: str, deadline: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the twin exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the twin at {url} was not healthy within {START_TIMEOUT:.0f}s")
+def _wait_healthy(url: str, deadline: float) -> None:
+    wait_healthy(url, max(deadline - time.monotonic(), 1.0))
 
 
 def _child(database_url: str, state_dir: Path) -> Iterator[str]:
-    log_path = state_dir / "twin.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RAMPART_PORT": "0",
-        "RAMPART_TWIN_STATE_DIR": str(state_dir),
-        "PYTHONUNBUFFERED": "1",
-        "RAMPART_DB_POOL_SIZE": DB_POOL_SIZE,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infra.local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        url = None
-        while url is None and time.monotonic() < deadline and process.poll() is None:
-            found = re.search(r"starting on (http://127\.0\.0\.1:\d+)", log_path.read_text(errors="replace"))
-            url = found.group(1) if found else None
-            time.sleep(0.05)
-        try:
-            if url is None:
-                raise RuntimeError("the twin printed no URL")
-            _wait_healthy(url, deadline, process)
-        except RuntimeError as exc:
-            tail = log_path.read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"{exc}; its log ({log_path}) ends with:\n{tail}") from None
+    with child_twin(database_url, state_dir, env={"RAMPART_DB_POOL_SIZE": DB_POOL_SIZE}, timeout=START_TIMEOUT) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _in_process(database_url: str, state_dir: Path) -> Iterator[str]:

@@ -43,8 +43,6 @@ import json
 import os
 import platform
 import random
-import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -711,47 +709,12 @@ def round_trips(config: Config, admin: str) -> Report:
 # latency -----------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def twin(database_url: str, state_dir: Path, timeout: float = 120.0) -> Iterator[str]:
-    """``python -m infra.local`` as a child process (what ``make run`` runs) on ``database_url``; its URL."""
-    import requests
+def twin(database_url: str, state_dir: Path, timeout: float = 120.0) -> contextlib.AbstractContextManager[str]:
+    """The twin as a child process (what ``make run`` runs), without schedules: no sweep in the
+    middle of a measurement."""
+    from infra.local.child import child_twin
 
-    log_path = state_dir / "twin.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RAMPART_PORT": "0",
-        "RAMPART_TWIN_STATE_DIR": str(state_dir),
-        "RAMPART_SCHEDULES": "0",  # no sweeps in the middle of a measurement
-        "PYTHONUNBUFFERED": "1",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + timeout
-        url = None
-        while time.monotonic() < deadline and process.poll() is None:
-            if url is None:
-                found = re.search(r"starting on (http://127\.0\.0\.1:\d+)", log_path.read_text(errors="replace"))
-                url = found.group(1) if found else None
-            if url is not None:
-                with contextlib.suppress(requests.ConnectionError):
-                    if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                        break
-            time.sleep(0.1)
-        else:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the twin did not come up (exit {process.poll()}); its log ends with:\n{tail}")
-        assert url is not None
-        yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return child_twin(database_url, state_dir, env={"RAMPART_SCHEDULES": "0"}, timeout=timeout)
 
 
 @dataclass

@@ -43,6 +43,18 @@ class ValidationFailed(DomainError):
     title = "Validation failed"
 
 
+class Unauthorized(DomainError):
+    slug = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    slug = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
 class UnknownAccount(DomainError):
     slug = "unknown-account"
     title = "Unknown account"

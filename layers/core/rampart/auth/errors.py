@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from rampart.errors import DomainError
+from rampart.errors import DomainError, Unauthorized
 
 
-class InvalidCredentials(DomainError):
+class InvalidCredentials(Unauthorized):
     """Wrong password, unknown email, a bad/expired/revoked/reused token: always the same 401."""
-
-    slug = "unauthorized"
-    status = 401
-    title = "Unauthorized"
 
 
 class EmailTaken(DomainError):

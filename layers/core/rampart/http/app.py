@@ -29,7 +29,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from rampart.errors import DomainError, NotFound
+from rampart.errors import DomainError, Forbidden, NotFound, Unauthorized
 from rampart.http.problems import PROBLEM_JSON, problem_json
 from rampart.settings import Need
 
@@ -38,18 +38,6 @@ _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 log = logging.getLogger("rampart.http")
-
-
-class Forbidden(DomainError):
-    slug = "forbidden"
-    status = 403
-    title = "Forbidden"
-
-
-class Unauthorized(DomainError):
-    slug = "unauthorized"
-    status = 401
-    title = "Unauthorized"
 
 
 @dataclass(frozen=True, slots=True)

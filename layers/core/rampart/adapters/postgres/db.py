@@ -30,7 +30,7 @@ _CONNECT_ARGS: dict[str, Any] = {"autocommit": True, "application_name": "rampar
 
 
 def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, application_name="rampart", prepare_threshold=None)
+    return psycopg.connect(url, **_CONNECT_ARGS)
 
 
 class SingleConnection:
