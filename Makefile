@@ -51,7 +51,7 @@ openapi: venv
 
 ## migrate: apply the schema to DATABASE_URL (or the embedded PostgreSQL)
 migrate: venv
-	$(BIN)/python -m rampart.db.migrate
+	$(BIN)/python -m infra.local.migrate
 
 ## layers: build the Lambda dependency layers into build/layers/ (pip wheels for arm64/cp312, no Docker)
 layers: venv

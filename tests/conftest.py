@@ -27,7 +27,7 @@ def _worker() -> str:
 def pg_url() -> Iterator[str]:
     """A fresh, migrated database for this test process."""
     from infra.local.postgres import embedded_server, ensure_database, with_database
-    from rampart.db.migrate import migrate
+    from rampart.adapters.postgres.migrate import migrate
 
     # Unique per run and worker, so concurrent runs in one checkout never share a database.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]

@@ -7,10 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from rampart import wiring
-from rampart.http.app import create_app, json_response, lambda_entry, parse_id, principal
-from rampart.http.ledger_schemas import AccountIn, AccountList, AccountOut, EntryList, account_out, entry_out
+from rampart.api.app import create_app, json_response, lambda_entry, parse_id, principal
+from rampart.api.schemas.ledger import AccountIn, AccountList, AccountOut, EntryList, account_out, entry_out
 from rampart.ledger import Account
+from rampart.wiring import ledger as wiring
 
 app = create_app()
 

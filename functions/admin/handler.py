@@ -9,12 +9,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from rampart import auth_wiring, wiring
-from rampart.errors import DomainError, NotFound, UnknownAccount
-from rampart.http.app import create_app, id_number, json_response, lambda_entry, principal, require_role
-from rampart.http.auth_schemas import DepositIn, PartnerIn, PartnerOut
-from rampart.http.idempotency import derived_reference, idempotency_key
-from rampart.http.ledger_schemas import TransferOut, transfer_out
+from rampart.api.app import create_app, id_number, json_response, lambda_entry, principal, require_role
+from rampart.api.idempotency import derived_reference, idempotency_key
+from rampart.api.schemas.auth import DepositIn, PartnerIn, PartnerOut
+from rampart.api.schemas.ledger import TransferOut, transfer_out
+from rampart.core.errors import DomainError, NotFound, UnknownAccount
+from rampart.wiring import auth as auth_wiring
+from rampart.wiring import ledger as wiring
 
 app = create_app()
 

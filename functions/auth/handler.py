@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from rampart import auth_wiring
+from rampart.api.app import create_app, lambda_entry, principal
+from rampart.api.schemas.auth import PROBLEM_CONTENT, LoginIn, RefreshIn, RegisterIn, TokensOut, UserOut
 from rampart.auth import TokenPair
-from rampart.http.app import create_app, lambda_entry, principal
-from rampart.http.auth_schemas import PROBLEM_CONTENT, LoginIn, RefreshIn, RegisterIn, TokensOut, UserOut
+from rampart.wiring import auth as auth_wiring
 
 app = create_app()
 

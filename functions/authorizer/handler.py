@@ -1,5 +1,5 @@
 """API Gateway REQUEST authorizer: ``Authorization: Bearer <jwt>`` (users) or ``X-Api-Key``
-(partners) → an IAM policy and the principal's context (see :mod:`rampart.http.authorizer`).
+(partners) → an IAM policy and the principal's context (see :mod:`rampart.api.authorizer`).
 Bearer tokens are checked without a database round trip; API keys cost one lookup by digest."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rampart import auth_wiring
+from rampart.api.authorizer import Unauthorized, credentials, policy
 from rampart.auth import InvalidToken
-from rampart.http.authorizer import Unauthorized, credentials, policy
+from rampart.wiring import auth as auth_wiring
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "authorizer")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Rampart")

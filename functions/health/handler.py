@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
-from rampart.http.app import create_app, json_response, lambda_entry
+from rampart.api.app import create_app, json_response, lambda_entry
 
 app = create_app()
 

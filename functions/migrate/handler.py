@@ -9,10 +9,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from rampart import auth_wiring
 from rampart.adapters.aws.secrets import get_secret_json
 from rampart.adapters.postgres.db import database_url
-from rampart.db.migrate import migrate
+from rampart.adapters.postgres.migrate import migrate
+from rampart.wiring import auth as auth_wiring
 
 logger = Logger(service="migrate")
 

@@ -9,11 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseContentModel, OpenAPIResponseContentSchema
 
-from rampart import wiring
-from rampart.errors import NotFound, UnknownAccount
-from rampart.http.app import Principal, create_app, id_number, json_response, lambda_entry, parse_id, principal
-from rampart.http.idempotency import derived_reference, idempotency_key
-from rampart.http.ledger_schemas import (
+from rampart.api.app import Principal, create_app, id_number, json_response, lambda_entry, parse_id, principal
+from rampart.api.idempotency import derived_reference, idempotency_key
+from rampart.api.schemas.ledger import (
     BatchIn,
     PostIn,
     TransferBatchOut,
@@ -22,7 +20,9 @@ from rampart.http.ledger_schemas import (
     TransferOut,
     transfer_out,
 )
+from rampart.core.errors import NotFound, UnknownAccount
 from rampart.ledger import Transfer, TransferInput
+from rampart.wiring import ledger as wiring
 
 app = create_app()
 

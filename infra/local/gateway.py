@@ -86,7 +86,7 @@ def json_reply(status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) 
 def problem_reply(
     status: int, slug: str, detail: str, *, path: str, correlation_id: str, headers: Iterable[tuple[str, str]] = ()
 ) -> HttpReply:
-    from rampart.http.problems import PROBLEM_JSON, problem_json
+    from rampart.api.problems import PROBLEM_JSON, problem_json
 
     body = problem_json(status, slug, detail=detail, instance=path, correlation_id=correlation_id)
     return HttpReply(

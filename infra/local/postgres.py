@@ -3,8 +3,11 @@ wheel). Data lives under ``.data/`` in the project (git-ignored). Twin-only: nev
 
 from __future__ import annotations
 
+import fcntl
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +24,36 @@ MAX_CONNECTIONS = 300
 
 def embedded_server(name: str = "pg") -> Any:
     """Start (or join) the embedded server whose data lives in ``.data/<name>``. It stops when
-    the last process using it exits."""
+    the last process using it exits.
+
+    Safe when several processes race for a first start (pytest-xdist workers, the twin and the
+    benchmark): an exclusive lock on ``.data/<name>.lock`` lets one process initialize and start
+    the server while the others wait, then join the running one. pgserver's own lock does not
+    cover its first steps (creating the folder, handing it to its system user), so two first
+    starts at once could run ``initdb`` on a folder the other had just created."""
     path = DATA_DIR / name
     if path not in _servers:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
+        with _exclusive(path.with_name(f"{name}.lock")), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
 
-            _servers[path] = pgserver.get_server(path, cleanup_mode="stop")
-        _raise_connection_limit(_servers[path].get_uri())
+            server = pgserver.get_server(path, cleanup_mode="stop")
+            _raise_connection_limit(server.get_uri())
+        _servers[path] = server
     return _servers[path]
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock between processes, released when the block ends (or the
+    process dies: the kernel drops ``flock`` locks with their file descriptor)."""
+    with lock_path.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _raise_connection_limit(url: str) -> None:

@@ -194,8 +194,8 @@ class Twin:
 
     @staticmethod
     def _reset_singletons() -> None:
-        from rampart import wiring
         from rampart.adapters.postgres.db import reset_database
+        from rampart.wiring import ledger as wiring
 
         reset_database()
         wiring.reset()

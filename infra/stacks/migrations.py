@@ -17,7 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = ROOT / "layers" / "core" / "rampart" / "db" / "migrations"
+MIGRATIONS = ROOT / "layers" / "core" / "rampart" / "adapters" / "postgres" / "migrations"
 DEPLOY_ID_CONTEXT = "rampart:deployId"
 
 

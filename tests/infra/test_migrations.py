@@ -28,7 +28,7 @@ def test_migration_files_are_packaged_with_the_migrate_function(cloud: Cloud, de
     packaged = []
     for layer in layers:
         content = dev_json["Resources"][layer["Ref"]]["Properties"]["Content"]
-        folder = cloud.asset_dir(content["S3Key"]) / "python" / "rampart" / "db" / "migrations"
+        folder = cloud.asset_dir(content["S3Key"]) / "python" / "rampart" / "adapters" / "postgres" / "migrations"
         packaged += sorted(folder.glob("*.sql"))
     assert [p.name for p in packaged] == [p.name for p in sources]
     assert all(p.read_bytes() == s.read_bytes() for p, s in zip(packaged, sources, strict=True))

@@ -15,8 +15,8 @@ import pytest
 
 from functions.auth.handler import handler as auth_handler
 from functions.authorizer.handler import handler as authorizer_handler
-from rampart import auth_wiring
 from rampart.auth import AccessTokens, KeyRing, StaticKeys
+from rampart.wiring import auth as auth_wiring
 from tests.support.auth_fixtures import reset_singletons
 from tests.support.aws import new_key_ring
 from tests.support.events import LambdaContext, api_event, authorizer_event, call, method_arn

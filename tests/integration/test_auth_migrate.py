@@ -13,8 +13,8 @@ import pytest
 
 from functions.auth.handler import handler as auth_handler
 from functions.migrate.handler import handler as migrate_handler
-from rampart import auth_wiring
 from rampart.adapters.postgres.db import database_url
+from rampart.wiring import auth as auth_wiring
 from tests.support.auth_fixtures import reset_singletons
 from tests.support.events import LambdaContext, api_event, call
 
@@ -106,7 +106,7 @@ def test_seed_admin_defaults_are_api_md_s(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("RAMPART_ADMIN_EMAIL", raising=False)
     monkeypatch.delenv("RAMPART_ADMIN_PASSWORD", raising=False)
     assert auth_wiring.admin_credentials() == ("admin@rampart.example", "rampart-admin-local")
-    from rampart.auth import seed_admin  # what the twin calls at every start
+    seed_admin = auth_wiring.seed_admin  # what the twin calls at every start
 
     admin = seed_admin()
     assert admin.email == "admin@rampart.example"

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from aws_lambda_powertools.event_handler import Response
 
-from rampart.errors import InsufficientFunds
-from rampart.http.app import create_app, json_response, lambda_entry
+from rampart.api.app import create_app, json_response, lambda_entry
+from rampart.core.errors import InsufficientFunds
 from tests.support.events import LambdaContext, api_event, call
 
 PRINCIPAL = {"principalId": "usr_entry", "role": "user", "kind": "user"}
@@ -71,7 +71,7 @@ def test_environment_is_validated_on_the_first_invocation(auth_env: None, monkey
 
 
 def test_settings_name_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rampart.settings import ConfigurationError, validated
+    from rampart.core.settings import ConfigurationError, validated
 
     for name in ("DATABASE_URL", "RAMPART_DB_PROXY_ENDPOINT", "RAMPART_JWT_SECRET_ARN", "RAMPART_JWT_KEYS"):
         monkeypatch.delenv(name, raising=False)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from rampart.adapters.postgres.db import PooledDatabase
-from rampart.errors import (
+from rampart.core.errors import (
     CurrencyMismatch,
     DomainError,
     ExceedsHold,
@@ -24,9 +24,9 @@ from rampart.errors import (
     UnknownAsset,
     ValidationFailed,
 )
+from rampart.core.money import ASSET_SCALES
 from rampart.ledger import Ledger, TransferInput
 from rampart.ledger.models import SYSTEM_ACCOUNT_NAMES
-from rampart.money import ASSET_SCALES
 from tests.conftest import WalletFactory, pay, ref
 
 GENESIS = bytes(32)
@@ -530,7 +530,7 @@ def test_verify_detects_tampering(
 
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
-    from rampart.db.migrate import migrate
+    from rampart.adapters.postgres.migrate import migrate
 
     assert migrate(pg_url) == []
 

@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from rampart.adapters.postgres.db import PooledDatabase, SingleConnection
 from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
-from rampart.errors import (
+from rampart.core.errors import (
     DomainError,
     ExceedsHold,
     HoldExpired,
@@ -30,8 +30,8 @@ from rampart.errors import (
     InsufficientFunds,
     ReferenceConflict,
 )
+from rampart.core.money import format_units
 from rampart.ledger import Account, Balance, Ledger, Transfer, TransferInput
-from rampart.money import format_units
 from tests.conftest import WalletFactory, pay, ref
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]

@@ -29,7 +29,7 @@ from hypothesis.stateful import (
 )
 
 from rampart.adapters.postgres.db import PooledDatabase
-from rampart.errors import (
+from rampart.core.errors import (
     CurrencyMismatch,
     DomainError,
     ExceedsHold,
@@ -42,8 +42,8 @@ from rampart.errors import (
     UnknownAccount,
     ValidationFailed,
 )
+from rampart.core.money import format_units, to_decimal, to_units
 from rampart.ledger import Balance, Entry, Ledger, Transfer, TransferInput
-from rampart.money import format_units, to_decimal, to_units
 
 pytestmark = pytest.mark.slow
 

@@ -187,7 +187,7 @@ def admin_url(config: Config) -> str:
 
 def fresh_database(admin: str, name: str) -> str:
     """A new, migrated database on the bench server; its URL."""
-    from rampart.db.migrate import migrate
+    from rampart.adapters.postgres.migrate import migrate
 
     ensure_database(admin, name, fresh=True, settings={"synchronous_commit": "off"})
     url = with_database(admin, name)
@@ -577,11 +577,12 @@ def round_trips(config: Config, admin: str) -> Report:
     import boto3
     from moto import mock_aws
 
-    from rampart import auth_wiring, wiring
     from rampart.adapters.aws.secrets import reset_secrets
     from rampart.adapters.postgres.db import SingleConnection, reset_database
     from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
     from rampart.ledger import Ledger
+    from rampart.wiring import auth as auth_wiring
+    from rampart.wiring import ledger as wiring
     from tests.support.aws import IDEMPOTENCY_TABLE, RATE_LIMIT_TABLE, create_tables, new_key_ring
     from tests.support.events import LambdaContext, api_event, authorizer_event
 

@@ -40,7 +40,7 @@ import psutil  # type: ignore[import-untyped]
 import psycopg
 
 from infra.local.postgres import bin_dir, embedded_server, ensure_database
-from rampart.db.migrate import MIGRATIONS, migrate
+from rampart.adapters.postgres.migrate import MIGRATIONS, migrate
 
 Report = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]

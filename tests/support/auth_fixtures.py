@@ -16,9 +16,10 @@ from tests.support.aws import IDEMPOTENCY_TABLE, RATE_LIMIT_TABLE, create_tables
 
 
 def reset_singletons() -> None:
-    from rampart import auth_wiring, wiring
     from rampart.adapters.aws.secrets import reset_secrets
     from rampart.adapters.postgres.db import reset_database
+    from rampart.wiring import auth as auth_wiring
+    from rampart.wiring import ledger as wiring
 
     auth_wiring.reset()
     wiring.reset()

@@ -20,7 +20,7 @@ from rampart.auth.opaque import (
     new_api_key,
     new_refresh_token,
 )
-from rampart.errors import ValidationFailed
+from rampart.core.errors import ValidationFailed
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rampart.api.authorizer import Unauthorized, credentials, policy, stage_arn
 from rampart.auth import Identity
-from rampart.http.authorizer import Unauthorized, credentials, policy, stage_arn
 from tests.support.events import authorizer_event, method_arn
 
 STAGE = "arn:aws:execute-api:us-east-1:123456789012:rampart01/test"

@@ -6,7 +6,7 @@ import pytest
 
 from rampart.auth.passwords import MEMORY_COST_KIB, PARALLELISM, TIME_COST, PasswordHasher
 from rampart.auth.service import check_email, check_password
-from rampart.errors import ValidationFailed
+from rampart.core.errors import ValidationFailed
 
 PASSWORD = "correct horse battery staple"
 

@@ -81,7 +81,7 @@ def test_each_api_function_serves_exactly_its_manifest_routes(fn: manifest.Funct
 def test_each_api_functions_idempotent_routes_are_the_manifests(fn: manifest.Function) -> None:
     module, _ = module_of(fn)
     declared = getattr(module.handler, "idempotent_routes", None)
-    assert declared is not None, f"{fn.name}'s handler does not come from rampart.http.app.lambda_entry"
+    assert declared is not None, f"{fn.name}'s handler does not come from rampart.api.app.lambda_entry"
     expected = {f"{method} {path}" for method, path in manifest_routes(fn, idempotent_only=True)}
     assert set(declared) == expected
 

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from rampart.errors import InvalidAmount, UnknownAsset
-from rampart.money import ASSET_SCALES, MAX_UNITS, format_units, scale_of, to_decimal, to_units
+from rampart.core.errors import InvalidAmount, UnknownAsset
+from rampart.core.money import ASSET_SCALES, MAX_UNITS, format_units, scale_of, to_decimal, to_units
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,6 @@ from rampart.auth.service import AuthService
 from rampart.auth.throttle import LoginThrottle
 from rampart.auth.tokens import AccessTokens, CachedKeys, KeyRing, StaticKeys
 
-
-def seed_admin(email: str | None = None, password: str | None = None) -> User:
-    """Upsert the admin through the default adapters (the twin at every start, the migrate
-    function on deploy); the given password wins over the stored one. Without arguments, from
-    ``RAMPART_ADMIN_EMAIL`` / ``RAMPART_ADMIN_PASSWORD`` with API.md's defaults. A shortcut to
-    :func:`rampart.auth_wiring.seed_admin`, imported only when called: the domain itself stays
-    free of drivers."""
-    from rampart import auth_wiring
-
-    return auth_wiring.seed_admin(email, password)
-
-
 __all__ = [
     "ROLES",
     "SELF_SERVICE_ROLES",
@@ -38,5 +26,4 @@ __all__ = [
     "StaticKeys",
     "TokenPair",
     "User",
-    "seed_admin",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rampart.errors import DomainError, Unauthorized
+from rampart.core.errors import DomainError, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):

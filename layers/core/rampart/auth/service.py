@@ -24,7 +24,7 @@ from rampart.auth.passwords import MAX_LENGTH, MIN_LENGTH, PasswordHasher
 from rampart.auth.ports import AuthStore
 from rampart.auth.throttle import LoginThrottle
 from rampart.auth.tokens import AccessTokens
-from rampart.errors import ValidationFailed
+from rampart.core.errors import ValidationFailed
 
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 MAX_EMAIL_LENGTH = 254

@@ -1,4 +1,4 @@
-"""Ledger value objects. Amounts are integer base units here; ``rampart.money`` converts."""
+"""Ledger value objects. Amounts are integer base units here; ``rampart.core.money`` converts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Generic, Literal, TypeVar
 
-from rampart.money import to_decimal
+from rampart.core.money import to_decimal
 
 TransferStatus = Literal["posted", "pending", "voided", "expired"]
 T = TypeVar("T")

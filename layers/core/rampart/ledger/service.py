@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-from rampart.errors import (
+from rampart.core.errors import (
     CurrencyMismatch,
     DomainError,
     ExceedsHold,
@@ -25,6 +25,7 @@ from rampart.errors import (
     UnknownAccount,
     ValidationFailed,
 )
+from rampart.core.money import scale_of, to_units
 from rampart.ledger.models import (
     SYSTEM_OWNER,
     Account,
@@ -35,7 +36,6 @@ from rampart.ledger.models import (
     VerifyReport,
 )
 from rampart.ledger.ports import LedgerStore
-from rampart.money import scale_of, to_units
 
 T = TypeVar("T")
 

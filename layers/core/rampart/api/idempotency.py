@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any, cast
 
-from rampart.http.problems import PROBLEM_JSON, problem_json
+from rampart.api.problems import PROBLEM_JSON, problem_json
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
 RETRY_AFTER_SECONDS = 1

@@ -1,7 +1,8 @@
 """Apply Rampart's SQL migrations (yoyo) to a PostgreSQL database.
 
-``python -m rampart.db.migrate`` applies them to ``DATABASE_URL``; without it, to the local
-twin's embedded PostgreSQL. The migrate Lambda calls :func:`migrate` on every deploy.
+``python -m rampart.adapters.postgres.migrate`` applies them to ``DATABASE_URL`` (``make migrate``
+falls back to the twin's embedded PostgreSQL: ``infra.local.migrate``). The migrate Lambda calls
+:func:`migrate` on every deploy.
 """
 
 from __future__ import annotations
@@ -39,12 +40,8 @@ def migrate(url: str) -> list[str]:
 def main() -> int:
     url = os.environ.get("DATABASE_URL")
     if not url:
-        try:
-            from infra.local.postgres import embedded_url
-        except ImportError:
-            print("DATABASE_URL is not set", file=sys.stderr)
-            return 2
-        url = embedded_url()
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
     applied = migrate(url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rampart.http.inputs import RequestModel
-from rampart.http.ledger_schemas import AmountIn, Id, Reference
+from rampart.api.inputs import RequestModel
+from rampart.api.schemas.ledger import AmountIn, Id, Reference
 
 Email = Annotated[str, Field(min_length=3, max_length=254, examples=["ada@example.com"])]
 NewPassword = Annotated[str, Field(min_length=12, max_length=1024, description="At least 12 characters")]
@@ -22,7 +22,7 @@ PROBLEM_CONTENT: dict[str, Any] = {"application/problem+json": {"schema": {"$ref
 
 
 class _In(RequestModel):
-    pass  # strict, no extra fields, no NUL in text: see rampart.http.inputs
+    pass  # strict, no extra fields, no NUL in text: see rampart.api.inputs
 
 
 class RegisterIn(_In):

@@ -29,15 +29,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from rampart.errors import DomainError, Forbidden, NotFound, Unauthorized
-from rampart.http.problems import PROBLEM_JSON, problem_json
-from rampart.settings import Need
+from rampart.api.problems import PROBLEM_JSON, problem_json
+from rampart.core.errors import DomainError, Forbidden, NotFound, Unauthorized
+from rampart.core.settings import Need
 
 MAX_BODY_BYTES = 256 * 1024
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-log = logging.getLogger("rampart.http")
+log = logging.getLogger("rampart.api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +228,8 @@ def lambda_entry(
     carries ``X-Correlation-Id``."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
-    from rampart.http.idempotency import Idempotency
-    from rampart.settings import validated
+    from rampart.api.idempotency import Idempotency
+    from rampart.core.settings import validated
 
     required: set[Need] = set(needs) | ({"idempotency_table"} if idempotent else set())
     cold = [True]

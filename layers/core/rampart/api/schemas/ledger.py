@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from rampart.http.inputs import RequestModel
+from rampart.api.inputs import RequestModel
+from rampart.core.money import format_units
 from rampart.ledger.models import Account, Entry, Transfer
-from rampart.money import format_units
 
 AmountIn = Annotated[
     str,
@@ -27,7 +27,7 @@ Reference = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _In(RequestModel):
-    pass  # strict, no extra fields, no NUL in text: see rampart.http.inputs
+    pass  # strict, no extra fields, no NUL in text: see rampart.api.inputs
 
 
 class AccountIn(_In):

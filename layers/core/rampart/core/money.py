@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Final
 
-from rampart.errors import InvalidAmount, UnknownAsset
+from rampart.core.errors import InvalidAmount, UnknownAsset
 
 # One ledger scale per asset: the largest number of decimals of any chain it lives on.
 ASSET_SCALES: Final[dict[str, int]] = {

@@ -1,0 +1,1 @@
+"""The HTTP side of every API function: resolver, principal, problem+json, idempotency, schemas."""

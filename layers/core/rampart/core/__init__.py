@@ -1,0 +1,1 @@
+"""The ground floor: money, errors, settings, observability. Imports nothing of Rampart."""

@@ -1,0 +1,1 @@
+"""The only runtime code that picks adapters: one small factory module per domain."""
