@@ -49,7 +49,7 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("plus sign", {"amount": "+1.00"}, 422, "validation-error", "/amount"),
     ("comma decimal", {"amount": "1,00"}, 422, "validation-error", "/amount"),
     ("spaces", {"amount": " 1.00"}, 422, "validation-error", "/amount"),
-    ("huge number", {"amount": "9" * 90}, 422, "validation-error", "/amount"),
+    ("huge number", {"amount": "9" * 90}, 422, "limit-exceeded", "/amount"),
     ("unicode digits", {"amount": "١٢"}, 422, "validation-error", "/amount"),
     ("null amount", {"amount": None}, 422, "validation-error", "/amount"),
     ("missing amount", {"amount": MISSING}, 422, "validation-error", "/amount"),

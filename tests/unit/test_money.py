@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from rampart.core.errors import InvalidAmount, UnknownAsset
+from rampart.core.errors import InvalidAmount, LimitExceeded, UnknownAsset
 from rampart.core.money import ASSET_SCALES, MAX_UNITS, format_units, scale_of, to_decimal, to_units
 
 
@@ -45,7 +45,6 @@ def test_no_other_assets() -> None:
         ("0.0000001", "XLM", 1),
         ("1.000000000000000001", "ETH", 1_000_000_000_000_000_001),
         ("115792089237316195423570985008687907853269984665640564039457.584007913129639935", "ETH", MAX_UNITS),
-        ("10.500", "USD", 1050),  # trailing zeros beyond the scale are not precision
     ],
 )
 def test_strings_convert_exactly(text: str, currency: str, units: int) -> None:
@@ -77,6 +76,8 @@ def test_strings_convert_exactly(text: str, currency: str, units: int) -> None:
         "0.000",
         "10.501",
         "0.001",
+        "10.500",  # trailing zeros beyond the scale are refused too (API.md)
+        "1.000",
     ],
 )
 def test_bad_strings_are_rejected(bad: str) -> None:
@@ -91,8 +92,55 @@ def test_non_strings_are_rejected(bad: object) -> None:
 
 
 def test_more_than_uint256_is_rejected() -> None:
-    with pytest.raises(InvalidAmount, match="too large"):
+    with pytest.raises(LimitExceeded) as info:
         to_units(str(MAX_UNITS + 1), "USD")
+    assert (info.value.slug, info.value.status, info.value.field) == ("limit-exceeded", 422, "/amount")
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"),
+    [
+        ("115792089237316195423570985008687907853269984665640564039457.584007913129639936", "ETH"),
+        ("9" * 77, "USD"),
+        ("9" * 5000, "USD"),
+        ("1" + "0" * 76, "USD"),
+        ("0" * 200 + "1" + "0" * 76, "USD"),
+    ],
+)
+def test_beyond_the_ledger_limit_is_limit_exceeded(text: str, currency: str) -> None:
+    with pytest.raises(LimitExceeded):
+        to_units(text, currency)
+
+
+def test_leading_zeros_do_not_count_against_the_limit() -> None:
+    assert to_units("0" * 300 + "1", "USD") == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"), [("1.000000000", "USDC"), ("1.0000000000000000000", "ETH"), ("0.000", "USD")]
+)
+def test_trailing_zeros_beyond_the_scale_are_refused(text: str, currency: str) -> None:
+    with pytest.raises(InvalidAmount, match="decimal places"):
+        to_units(text, currency)
+
+
+@pytest.mark.parametrize(
+    ("value", "units"),
+    [(Decimal("1.000000000"), 10_000_000), (Decimal("10.5000") * 1, 105_000_000), (Decimal("0E+100000"), None)],
+)
+def test_decimals_with_zero_exponent_digits_still_convert(value: Decimal, units: int | None) -> None:
+    """A Decimal is the program's own value: trailing zeros of its exponent are representation."""
+    if units is None:
+        with pytest.raises(InvalidAmount, match="greater than zero"):
+            to_units(value, "USDC")
+    else:
+        assert to_units(value, "USDC") == units
+
+
+@pytest.mark.parametrize("value", [Decimal("1E+1000000"), Decimal(MAX_UNITS + 1), Decimal("1E+78")])
+def test_huge_decimals_are_limit_exceeded(value: Decimal) -> None:
+    with pytest.raises(LimitExceeded):
+        to_units(value, "USD")
 
 
 def test_zero_allowed_only_when_asked() -> None:

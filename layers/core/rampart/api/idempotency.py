@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -96,7 +95,12 @@ class Idempotency:
                 response.setdefault("headers", {})["Idempotent-Replayed"] = "true"
             return response
 
-        persistence = DynamoDBPersistenceLayer(table_name=os.environ["RAMPART_IDEMPOTENCY_TABLE"])
+        from rampart.core.settings import ConfigurationError, settings
+
+        table = settings().idempotency_table
+        if not table:
+            raise ConfigurationError("RAMPART_IDEMPOTENCY_TABLE is not set: no idempotency store")
+        persistence = DynamoDBPersistenceLayer(table_name=table)
         self._config = IdempotencyConfig(
             event_key_jmespath="[principal, method, path, key]",
             payload_validation_jmespath="body",
@@ -135,13 +139,13 @@ class Idempotency:
                 correlation_id,
                 "this request moves money: send an Idempotency-Key header",
             )
-        if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
             return _reply(
                 422,
                 "validation-error",
                 event,
                 correlation_id,
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
             )
         if self._process is None:
             self._process = self._build()

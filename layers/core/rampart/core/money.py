@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Final
 
-from rampart.core.errors import InvalidAmount, UnknownAsset
+from rampart.core.errors import InvalidAmount, LimitExceeded, UnknownAsset
 
 # One ledger scale per asset: the largest number of decimals of any chain it lives on.
 ASSET_SCALES: Final[dict[str, int]] = {
@@ -31,6 +31,8 @@ ASSET_SCALES: Final[dict[str, int]] = {
 # NUMERIC(78,0) holds any uint256; amounts beyond uint256 are refused outright.
 MAX_UNITS: Final[int] = 2**256 - 1
 
+_MAX_DIGITS: Final[int] = len(str(MAX_UNITS))  # 78
+
 _AMOUNT_RE: Final = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
@@ -47,7 +49,12 @@ def to_units(amount: str | Decimal, currency: str, *, allow_zero: bool = False) 
 
     Accepts a plain decimal string (``^[0-9]+(\\.[0-9]+)?$``) or a finite ``Decimal``.
     Rejects floats, ints, bools, NaN/Infinity, exponents, signs, more decimals than the
-    asset's scale, zero (unless ``allow_zero``) and anything above uint256.
+    asset's scale (trailing zeros count: ``"1.000"`` is not a USD amount), zero (unless
+    ``allow_zero``), and anything above :data:`MAX_UNITS` (:class:`LimitExceeded`).
+
+    A ``Decimal`` is the program's own value, not a client's text: its trailing zeros beyond
+    the scale are representation (``Decimal("1.000") * 1``), not stated precision, and are dropped
+    exactly (``normalize`` would round at 28 digits, so the digits are trimmed by hand).
     """
     scale = scale_of(currency)
     if isinstance(amount, str):
@@ -59,24 +66,31 @@ def to_units(amount: str | Decimal, currency: str, *, allow_zero: bool = False) 
             raise InvalidAmount("amount must be finite")
         if amount.is_signed() and amount != 0:
             raise InvalidAmount("amount must be greater than zero")
-        _sign, digits, exponent = amount.as_tuple()
-        assert isinstance(exponent, int)
-        text = "".join(map(str, digits))
+        _sign, digits, given_exponent = amount.as_tuple()
+        assert isinstance(given_exponent, int)
+        exponent: int = given_exponent
+        text = "".join(map(str, digits)).lstrip("0") or "0"
+        if text == "0":
+            exponent = min(exponent, 0)  # 0E+1000000 is zero: never build its digits
+        elif exponent > _MAX_DIGITS:  # beyond any uint256 whatever the digits: never build the string
+            raise LimitExceeded("amount is beyond what the ledger holds (2^256 - 1 base units)")
         if exponent >= 0:
             whole, frac = text + "0" * exponent, ""
         else:
             text = text.rjust(-exponent + 1, "0")
-            whole, frac = text[:exponent], text[exponent:]
+            whole, frac = text[:exponent], text[exponent:].rstrip("0")
     else:
         raise InvalidAmount(f"amount must be a decimal string, not {type(amount).__name__}")
-    frac = frac.rstrip("0")
     if len(frac) > scale:
         raise InvalidAmount(f"{currency} allows at most {scale} decimal places")
+    whole = whole.lstrip("0")
+    if len(whole) + scale > _MAX_DIGITS:  # decided on the length first: int() of a huge string is costly
+        raise LimitExceeded("amount is beyond what the ledger holds (2^256 - 1 base units)")
     units = int(whole + frac.ljust(scale, "0")) if (whole or frac) else 0
     if units == 0 and not allow_zero:
         raise InvalidAmount("amount must be greater than zero")
     if units > MAX_UNITS:
-        raise InvalidAmount("amount is too large")
+        raise LimitExceeded("amount is beyond what the ledger holds (2^256 - 1 base units)")
     return units
 
 

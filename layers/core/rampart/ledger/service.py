@@ -4,28 +4,19 @@ errors. Storage is a :class:`LedgerStore`; nothing here knows it is PostgreSQL."
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
+from rampart.core.cursors import Cursors, CursorSigner
 from rampart.core.errors import (
-    CurrencyMismatch,
     DomainError,
-    ExceedsHold,
-    HoldExpired,
-    HoldFinalized,
-    InsufficientFunds,
-    InvalidAmount,
     NotFound,
-    ReferenceConflict,
-    SameAccount,
-    UnknownAccount,
     ValidationFailed,
 )
 from rampart.core.money import scale_of, to_units
+from rampart.ledger.errors import refusal
 from rampart.ledger.models import (
     SYSTEM_OWNER,
     Account,
@@ -45,36 +36,6 @@ MAX_REFERENCE_LENGTH = 200
 MAX_PAGE = 100
 
 
-def refusal(code: str, index: int | None = None) -> DomainError:
-    """The typed error for a refusal code returned by the store. ``field`` names the request
-    field at fault, relative to the transfer (a batch prefixes ``/transfers/<index>``)."""
-    errors: dict[str, DomainError] = {
-        "insufficient_funds": InsufficientFunds(
-            "the debit would take the source account below its available balance", field="/amount"
-        ),
-        "unknown_debit_account": UnknownAccount(
-            "the source account does not exist or is not yours", field="/from_account_id"
-        ),
-        "unknown_credit_account": UnknownAccount("the destination account does not exist", field="/to_account_id"),
-        "currency_mismatch": CurrencyMismatch("both accounts and the stated currency must agree", field="/currency"),
-        "same_account": SameAccount("debit and credit account must differ", field="/to_account_id"),
-        "reference_conflict": ReferenceConflict(
-            "this reference was already used with other content", field="/reference"
-        ),
-        "duplicate_reference": ValidationFailed("a reference appears twice in the batch", field="/reference"),
-        "invalid_amount": InvalidAmount("amount must be greater than zero"),
-        "exceeds_hold": ExceedsHold("amount exceeds the held amount", field="/amount"),
-        "hold_finalized": HoldFinalized("the hold was already posted or voided"),
-        "hold_expired": HoldExpired("the hold's timeout has passed"),
-        "transfer_not_found": NotFound("no such transfer", field="path:id"),
-    }
-    error = errors.get(code)
-    if error is None:  # pragma: no cover - a code the schema added without the service knowing
-        raise RuntimeError(f"unknown ledger refusal {code!r}")
-    error.index = index
-    return error
-
-
 @dataclass(frozen=True, slots=True)
 class TransferInput:
     """A transfer as a caller states it: decimal amount, optional hold timeout."""
@@ -85,20 +46,6 @@ class TransferInput:
     currency: str
     reference: str
     timeout_seconds: int | None = None
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        return int(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed("cursor is not one this API returned", field="query:cursor") from None
 
 
 def _check_limit(limit: int) -> int:
@@ -115,8 +62,12 @@ def _prefixed(error: DomainError, index: int) -> DomainError:
 
 
 class Ledger:
-    def __init__(self, store: LedgerStore) -> None:
+    """``cursors`` signs the pagination cursors this service issues and verifies the ones it is
+    given back; without one, a key of this process only (its cursors verify nowhere else)."""
+
+    def __init__(self, store: LedgerStore, cursors: Cursors | None = None) -> None:
         self._store = store
+        self._cursors: Cursors = cursors or CursorSigner.ephemeral()
 
     # accounts -------------------------------------------------------------------------------
     def open_account(self, owner_id: str, currency: str, name: str | None = None) -> Account:
@@ -140,8 +91,9 @@ class Ledger:
         return account
 
     def accounts(self, owner_id: str | None, limit: int = 50, cursor: str | None = None) -> Page[Account]:
-        items = self._store.list_accounts(owner_id, _check_limit(limit) + 1, decode_cursor(cursor))
-        return _page(items, limit, lambda a: a.id)
+        scope = f"accounts:{owner_id}"
+        items = self._store.list_accounts(owner_id, _check_limit(limit) + 1, self._cursors.verify(scope, cursor))
+        return self._page(scope, items, limit, lambda a: a.id)
 
     # transfers ------------------------------------------------------------------------------
     def _request(self, owner_id: str, item: TransferInput) -> TransferRequest:
@@ -245,25 +197,27 @@ class Ledger:
     def transfers(
         self, owner_id: str | None, account_id: int | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[Transfer]:
-        items = self._store.list_transfers(owner_id, account_id, _check_limit(limit) + 1, decode_cursor(cursor))
-        return _page(items, limit, lambda t: t.id)
+        scope = f"transfers:{owner_id}:{account_id}"
+        before = self._cursors.verify(scope, cursor)
+        items = self._store.list_transfers(owner_id, account_id, _check_limit(limit) + 1, before)
+        return self._page(scope, items, limit, lambda t: t.id)
 
     def entries(self, account_id: int, limit: int = 50, cursor: str | None = None) -> Page[Entry]:
-        items = self._store.list_entries(account_id, _check_limit(limit) + 1, decode_cursor(cursor))
-        return _page(items, limit, lambda e: e.sequence)
+        scope = f"entries:{account_id}"
+        items = self._store.list_entries(account_id, _check_limit(limit) + 1, self._cursors.verify(scope, cursor))
+        return self._page(scope, items, limit, lambda e: e.sequence)
+
+    def _page(self, scope: str, items: list[T], limit: int, key: Callable[[T], int]) -> Page[T]:
+        """Items were fetched with ``limit + 1``: the extra one says whether a next page exists."""
+        if len(items) > limit:
+            return Page(items[:limit], self._cursors.sign(scope, key(items[limit - 1])))
+        return Page(items, None)
 
     # audit ----------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
         """Check every invariant: double entry per currency, balances as folds of entries and
         open holds, every account's hash chain, wallets never overdrawn."""
         return VerifyReport(problems=self._store.verify())
-
-
-def _page(items: list[T], limit: int, key: Callable[[T], int]) -> Page[T]:
-    """Items were fetched with ``limit + 1``: the extra one says whether a next page exists."""
-    if len(items) > limit:
-        return Page(items[:limit], encode_cursor(key(items[limit - 1])))
-    return Page(items, None)
 
 
 __all__ = ["SYSTEM_OWNER", "Ledger", "TransferInput", "refusal"]
