@@ -6,19 +6,23 @@ Pure data: importing this module imports nothing heavy (no CDK, no boto3)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-# What a function may touch; the CDK app turns each into least-privilege grants and env vars.
-Resource = Literal[
-    "postgres",  # Aurora via RDS Proxy (in the VPC); DATABASE_URL / secret
-    "idempotency_table",  # DynamoDB, Powertools idempotency records
-    "rate_limit_table",  # DynamoDB, login throttling counters
-    "jwt_keys",  # Secrets Manager: JWT signing keys (kid → secret)
-    "admin_secret",  # Secrets Manager: the seeded admin's credentials (migrate only)
-]
 Layer = Literal["core", "chains"]
+# Every function is of one kind, and every kind has one entry stack in rampart (observability,
+# settings validated once, errors mapped one way) that both runtimes honour:
+#   api         API Gateway proxy events, routed by Route (rampart.api.app.lambda_entry)
+#   authorizer  the API Gateway REQUEST authorizer
+#   worker      a Step Functions task (lambda:invoke from a state machine)
+#   queue       an SQS consumer (event source mapping, partial batch failures reported)
+#   webhook     a provider's callback on a Lambda function URL (the twin: its own URL path)
+#   scheduled   an EventBridge schedule (asynchronous: failures go to the function's DLQ)
+#   deploy      run once per deploy (a CDK Trigger; the twin runs it at start)
+Kind = Literal["api", "authorizer", "worker", "queue", "webhook", "scheduled", "deploy"]
+ASYNCHRONOUS_KINDS: frozenset[Kind] = frozenset({"scheduled", "deploy"})
 
 
 @dataclass(frozen=True)
@@ -37,38 +41,58 @@ class Schedule:
     function: str
 
 
-@dataclass(frozen=True)
-class Function:
-    name: str
-    handler: str  # module:function, importable from the bundle root
-    description: str
-    routes: tuple[Route, ...] = ()
-    uses: frozenset[Resource] = frozenset()
-    layers: tuple[Layer, ...] = ("core",)
-    timeout_seconds: int = 10
-    memory_mb: int = 512
-    env: tuple[tuple[str, str], ...] = ()
-    kind: Literal["api", "authorizer", "scheduled", "deploy"] = "api"
+# Resources: each declared once, with what carries it to a function (``env``: the field of
+# rampart.core.settings.Settings whose alias is the environment variable), what a function that
+# uses it is granted, and what the twin puts there. A function names what it ``uses`` by name.
 
-    @property
-    def asynchronous(self) -> bool:
-        """Invoked asynchronously (schedules, deploy triggers): failures go to a DLQ."""
-        return self.kind in ("scheduled", "deploy")
+
+@dataclass(frozen=True)
+class Postgres:
+    """Aurora through RDS Proxy in the cloud (IAM auth); the embedded PostgreSQL in the twin."""
+
+    name: str = "postgres"
+    setting: str = "database_url"
 
 
 @dataclass(frozen=True)
 class Table:
+    """A DynamoDB table."""
+
     name: str
+    setting: str  # rampart.core.settings.Settings field (its alias is the env var: the table name)
     partition_key: str
     ttl_attribute: str | None = None
     sort_key: str | None = None
+    actions: tuple[str, ...] = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 @dataclass(frozen=True)
 class Queue:
+    """An SQS queue with its DLQ (the redrive policy moves a message there after
+    ``max_receive_count`` failed receives). ``consumer`` names the ``queue`` function fed by it."""
+
     name: str
+    setting: str | None = None  # for functions that send to it: the Settings field carrying its URL
+    consumer: str | None = None
     visibility_timeout_seconds: int = 60
-    dead_letter: bool = True
+    max_receive_count: int = 5
+    batch_size: int = 10
+    actions: tuple[str, ...] = ("sqs:SendMessage",)  # granted to functions that use it (to send)
+
+
+TwinSecret = Literal["jwt_keys", "admin", "random_key"]
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Secrets Manager secret: the env var carries its ARN. ``twin``: how the twin makes its
+    value (``jwt_keys``: a key ring kept under the state folder; ``admin``: the seeded admin's
+    credentials; ``random_key``: 32 random bytes, hex, kept under the state folder)."""
+
+    name: str
+    setting: str
+    twin: TwinSecret
+    actions: tuple[str, ...] = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
 
 
 @dataclass(frozen=True)
@@ -76,23 +100,36 @@ class StateMachine:
     name: str
     definition: str  # statemachines/<file>.asl.json
     substitutions: dict[str, str] = field(default_factory=dict)  # ${Placeholder} → function name
+    setting: str | None = None  # for functions that start executions: the Settings field carrying its ARN
+    actions: tuple[str, ...] = ("states:StartExecution", "states:DescribeExecution", "states:SendTaskSuccess")
 
 
-# How a function finds each resource it uses: the environment variable naming it. (PostgreSQL is
-# DATABASE_URL in the twin; in the cloud the RAMPART_DB_* variables of docs/cloud.md.)
-RESOURCE_ENV: dict[Resource, str] = {
-    "postgres": "DATABASE_URL",
-    "idempotency_table": "RAMPART_IDEMPOTENCY_TABLE",
-    "rate_limit_table": "RAMPART_RATE_LIMIT_TABLE",
-    "jwt_keys": "RAMPART_JWT_SECRET_ARN",
-    "admin_secret": "RAMPART_ADMIN_SECRET_ARN",
-}
-# Resources that are DynamoDB tables: which table of TABLES each one means.
-RESOURCE_TABLE: dict[Resource, str] = {"idempotency_table": "idempotency", "rate_limit_table": "rate_limits"}
+Resource = Postgres | Table | Queue | Secret | StateMachine
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    handler: str  # module:function, importable from the bundle root
+    description: str
+    kind: Kind = "api"
+    routes: tuple[Route, ...] = ()  # api functions only
+    uses: frozenset[str] = frozenset()  # resource names
+    layers: tuple[Layer, ...] = ("core",)
+    timeout_seconds: int = 10
+    memory_mb: int = 512
+    env: tuple[tuple[str, str], ...] = ()
+    path: str | None = None  # webhook functions: the twin's URL path (the cloud gives a function URL)
+
+    @property
+    def asynchronous(self) -> bool:
+        """Invoked asynchronously (schedules, deploy triggers): failures go to a DLQ."""
+        return self.kind in ASYNCHRONOUS_KINDS
+
 
 API_ROLES = ("user", "business", "lender", "partner", "admin")
-LEDGER: frozenset[Resource] = frozenset({"postgres"})
-MONEY: frozenset[Resource] = frozenset({"postgres", "idempotency_table"})
+LEDGER: frozenset[str] = frozenset({"postgres"})
+MONEY: frozenset[str] = frozenset({"postgres", "idempotency"})
 
 FUNCTIONS: tuple[Function, ...] = (
     Function(
@@ -100,7 +137,7 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="functions.health.handler.handler",
         description="GET /health: PostgreSQL, DynamoDB and queues reachable",
         routes=(Route("GET", "/health", auth=False),),
-        uses=frozenset({"postgres", "idempotency_table", "rate_limit_table"}),
+        uses=frozenset({"postgres", "idempotency", "rate_limits"}),
     ),
     Function(
         name="auth",
@@ -113,7 +150,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/auth/logout", auth=False),
             Route("GET", "/v1/me"),
         ),
-        uses=frozenset({"postgres", "rate_limit_table", "jwt_keys"}),
+        uses=frozenset({"postgres", "rate_limits", "jwt_keys"}),
     ),
     Function(
         name="accounts",
@@ -125,7 +162,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("GET", "/v1/accounts/{id}"),
             Route("GET", "/v1/accounts/{id}/entries"),
         ),
-        uses=LEDGER,
+        uses=LEDGER | {"cursor_key"},
     ),
     Function(
         name="transfers",
@@ -139,7 +176,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("GET", "/v1/transfers"),
             Route("GET", "/v1/transfers/{id}"),
         ),
-        uses=MONEY,
+        uses=MONEY | {"cursor_key"},
     ),
     Function(
         name="admin",
@@ -149,7 +186,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/admin/partners", roles=("admin",)),
             Route("POST", "/v1/admin/deposits", idempotent=True, roles=("admin",)),
         ),
-        uses=frozenset({"postgres", "idempotency_table"}),
+        uses=frozenset({"postgres", "idempotency"}),
     ),
     Function(
         name="authorizer",
@@ -171,46 +208,165 @@ FUNCTIONS: tuple[Function, ...] = (
         name="migrate",
         handler="functions.migrate.handler.handler",
         description="Apply database migrations and seed the admin (run on every deploy)",
-        uses=frozenset({"postgres", "admin_secret"}),
+        uses=frozenset({"postgres", "admin"}),
         kind="deploy",
         timeout_seconds=300,
     ),
 )
 
+POSTGRES = Postgres()
 TABLES: tuple[Table, ...] = (
-    Table("idempotency", partition_key="id", ttl_attribute="expiration"),
-    Table("rate_limits", partition_key="pk", ttl_attribute="expires_at"),
+    Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
+    Table("rate_limits", setting="rate_limit_table", partition_key="pk", ttl_attribute="expires_at"),
 )
-
-QUEUES: tuple[Queue, ...] = ()  # per-function DLQs are implied by Function.asynchronous
+SECRETS: tuple[Secret, ...] = (
+    Secret("jwt_keys", setting="jwt_secret_arn", twin="jwt_keys"),  # JWT signing keys: kid → secret
+    Secret("admin", setting="admin_secret_arn", twin="admin"),  # the seeded admin's credentials (migrate)
+    Secret("cursor_key", setting="cursor_key_arn", twin="random_key"),  # signs pagination cursors (HMAC)
+)
+QUEUES: tuple[Queue, ...] = ()  # per-function DLQs of asynchronous functions are implied by their kind
 
 SCHEDULES: tuple[Schedule, ...] = (Schedule("ledger-sweep", "rate(1 minute)", "ledger_sweep"),)
 
 STATE_MACHINES: tuple[StateMachine, ...] = ()
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """A whole deployment's declarations. ``MANIFEST`` is Rampart's; tests build small ones of
+    their own (fixture functions of each kind, never deployed) and hand them to the twin and the
+    CDK app, which take a manifest rather than reading these module constants."""
+
+    functions: tuple[Function, ...]
+    tables: tuple[Table, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    secrets: tuple[Secret, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    state_machines: tuple[StateMachine, ...] = ()
+
+    def resources(self) -> dict[str, Resource]:
+        """Every resource a function may name in ``uses``, by name."""
+        listed: tuple[Resource, ...] = (POSTGRES, *self.tables, *self.queues, *self.secrets, *self.state_machines)
+        return {r.name: r for r in listed}
+
+    def function(self, name: str) -> Function:
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        raise KeyError(name)
+
+    def of_kind(self, *kinds: Kind) -> list[Function]:
+        return [fn for fn in self.functions if fn.kind in kinds]
+
+    def routes(self) -> list[tuple[Route, Function]]:
+        """Every route with the function that serves it, in manifest order."""
+        return [(route, fn) for fn in self.functions for route in fn.routes]
+
+    def check(self) -> None:
+        """Consistency of the manifest itself (run by the tests and by both runtimes at start)."""
+        names = [f.name for f in self.functions]
+        assert len(names) == len(set(names)), "function names must be unique"
+        declared = self.resources()
+        assert len(declared) == 1 + len(self.tables) + len(self.queues) + len(self.secrets) + len(
+            self.state_machines
+        ), "resource names must be unique"
+        seen = [(r.method, r.path) for r, _ in self.routes()]
+        assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
+        paths = [fn.path for fn in self.functions if fn.path is not None]
+        assert len(paths) == len(set(paths)), "a webhook path belongs to exactly one function"
+        for fn in self.functions:
+            assert fn.uses <= declared.keys(), f"{fn.name} uses undeclared {sorted(fn.uses - declared.keys())}"
+            assert (fn.path is not None) == (fn.kind == "webhook"), f"{fn.name}: a path exactly for webhooks"
+            assert not fn.routes or fn.kind == "api", f"{fn.name} has routes but is not an api function"
+        for schedule in self.schedules:
+            assert self.function(schedule.function).kind == "scheduled", schedule
+        for queue in self.queues:
+            if queue.consumer is not None:
+                assert self.function(queue.consumer).kind == "queue", queue
+        for fn in self.of_kind("queue"):
+            assert [q for q in self.queues if q.consumer == fn.name], f"{fn.name}: a queue function needs a queue"
+        for machine in self.state_machines:
+            for target in machine.substitutions.values():
+                assert self.function(target).kind == "worker", f"{machine.name} invokes {target}: not a worker"
+        for route, _ in self.routes():
+            assert not (route.idempotent and route.method != "POST"), route
+            assert set(route.roles) <= set(API_ROLES), route
+        assert len(self.of_kind("authorizer")) <= 1, "one authorizer"
+
+
+MANIFEST = Manifest(
+    functions=FUNCTIONS,
+    tables=TABLES,
+    queues=QUEUES,
+    secrets=SECRETS,
+    schedules=SCHEDULES,
+    state_machines=STATE_MACHINES,
+)
+
+
+def resources() -> dict[str, Resource]:
+    return MANIFEST.resources()
+
+
+def env_var(resource: Resource) -> str:
+    """The environment variable that carries ``resource`` to a function: the alias of its
+    Settings field (declared once, in rampart.core.settings)."""
+    from rampart.core.settings import Settings
+
+    setting = resource.setting
+    if setting is None:
+        raise ValueError(f"{resource.name} is not carried to functions (no setting)")
+    alias = Settings.model_fields[setting].alias
+    assert alias is not None, setting
+    return alias
+
+
+USES_SETTING = "uses"  # the Settings field (alias RAMPART_USES) that tells a function what it uses
+
+
+def uses_value(functions: Iterable[Function], manifest: Manifest = MANIFEST) -> str:
+    """The value of ``RAMPART_USES`` for ``functions`` (one in the cloud; every function in the
+    twin, which shares one environment): the resources they use that reach a function through
+    a setting, as sorted ``name=setting`` pairs. The entry stack checks at cold start that each
+    of those settings is present, so a function learns what it must have from the manifest."""
+    declared = manifest.resources()
+    pairs = set()
+    for fn in functions:
+        for name in fn.uses:
+            setting = declared[name].setting
+            if setting is not None:
+                pairs.add(f"{name}={setting}")
+    return ",".join(sorted(pairs))
+
+
+def environment(fn: Function, values: Mapping[str, str], manifest: Manifest = MANIFEST) -> dict[str, str]:
+    """A function's environment from its ``uses``: each used resource's env var (the alias of
+    its setting) set to ``values[resource name]``, ``RAMPART_USES``, then the function's own
+    ``env``. ``values`` gives the deployment's value of each resource (a table name, a secret ARN,
+    a queue URL…); resources without a setting reach no function."""
+    declared = manifest.resources()
+    env: dict[str, str] = {}
+    for name in sorted(fn.uses):
+        resource = declared[name]
+        if resource.setting is not None:
+            env[env_var(resource)] = values[name]
+    from rampart.core.settings import Settings
+
+    alias = Settings.model_fields[USES_SETTING].alias
+    assert alias is not None
+    env[alias] = uses_value([fn], manifest)
+    env.update(dict(fn.env))
+    return env
+
+
 def function(name: str) -> Function:
-    for fn in FUNCTIONS:
-        if fn.name == name:
-            return fn
-    raise KeyError(name)
+    return MANIFEST.function(name)
 
 
 def routes() -> list[tuple[Route, Function]]:
     """Every route with the function that serves it, in manifest order."""
-    return [(route, fn) for fn in FUNCTIONS for route in fn.routes]
+    return MANIFEST.routes()
 
 
 def check() -> None:
-    """Consistency of the manifest itself (run by the tests and by both runtimes at start)."""
-    names = [f.name for f in FUNCTIONS]
-    assert len(names) == len(set(names)), "function names must be unique"
-    seen = [(r.method, r.path) for r, _ in routes()]
-    assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
-    assert set(RESOURCE_TABLE.values()) <= {t.name for t in TABLES}, "a table resource names a manifest table"
-    for schedule in SCHEDULES:
-        assert function(schedule.function).kind == "scheduled", schedule
-    for route, fn in routes():
-        assert fn.kind == "api", f"{fn.name} serves {route.path} but is not an api function"
-        assert not (route.idempotent and route.method != "POST"), route
-        assert set(route.roles) <= set(API_ROLES), route
+    MANIFEST.check()

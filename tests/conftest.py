@@ -14,9 +14,14 @@ from psycopg import sql
 
 from rampart.adapters.postgres.db import PooledDatabase
 from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
+from rampart.core.cursors import CursorSigner
 from rampart.ledger import Account, Ledger, TransferInput
 
 pytest_plugins = ["tests.support.auth_fixtures"]
+
+# The pagination cursors of the ledger built here: a fixed test key (the API's comes from the
+# manifest's cursor_key secret).
+TEST_CURSORS = CursorSigner(b"rampart-tests-cursor-key-0123456789")
 
 
 def _worker() -> str:
@@ -52,7 +57,7 @@ def db(pg_url: str) -> Iterator[PooledDatabase]:
 
 @pytest.fixture
 def ledger(db: PooledDatabase) -> Ledger:
-    return Ledger(PostgresLedgerStore(db))
+    return Ledger(PostgresLedgerStore(db), TEST_CURSORS)
 
 
 @pytest.fixture
@@ -84,3 +89,14 @@ def pay(
     debit: Account, credit: Account, amount: str | Decimal, *, timeout: int | None = None, reference: str | None = None
 ) -> TransferInput:
     return TransferInput(debit.id, credit.id, amount, debit.currency, reference or ref(), timeout)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Functions read their settings once (rampart.core.settings.settings); each test sets its own
+    environment, so each starts and ends with the settings forgotten."""
+    from rampart.core.settings import reset_settings
+
+    reset_settings()
+    yield
+    reset_settings()

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from rampart.api.app import create_app, json_response, lambda_entry, parse_id, principal
-from rampart.api.schemas.ledger import AccountIn, AccountList, AccountOut, EntryList, account_out, entry_out
+from rampart.api.schemas.ledger import AccountIn, AccountList, AccountOut, EntryList, EntryOut
 from rampart.ledger import Account
 from rampart.wiring import ledger as wiring
 
@@ -26,31 +26,37 @@ def _visible(account_id: str) -> Account:
 
 @app.post(
     "/v1/accounts",
+    summary="Open an account in a currency",
+    tags=["accounts"],
     responses={201: {"description": "the account", "content": {"application/json": {"model": AccountOut}}}},
 )
 def open_account(body: Annotated[AccountIn, Body()]) -> Response[str]:
     who = principal(app)
     account = wiring.ledger().open_account(who.id, body.currency, body.name)
-    return json_response(201, account_out(account))
+    return json_response(201, AccountOut.from_domain(account).model_dump(mode="json"))
 
 
-@app.get("/v1/accounts")
+@app.get("/v1/accounts", summary="List the caller's accounts, newest first", tags=["accounts"])
 def list_accounts(limit: Limit = 50, cursor: Cursor = None) -> AccountList:
     page = wiring.ledger().accounts(principal(app).id, limit, cursor)
-    return AccountList.model_validate({"items": [account_out(a) for a in page.items], "next_cursor": page.next_cursor})
+    return AccountList(items=[AccountOut.from_domain(a) for a in page.items], next_cursor=page.next_cursor)
 
 
-@app.get("/v1/accounts/<id>")
+@app.get("/v1/accounts/<id>", summary="Read an account and its balance", tags=["accounts"])
 def get_account(id: str) -> AccountOut:
-    return AccountOut.model_validate(account_out(_visible(id)))
+    return AccountOut.from_domain(_visible(id))
 
 
-@app.get("/v1/accounts/<id>/entries")
+@app.get(
+    "/v1/accounts/<id>/entries",
+    summary="List an account's entries (posted movements), newest first",
+    tags=["accounts"],
+)
 def list_entries(id: str, limit: Limit = 50, cursor: Cursor = None) -> EntryList:
     account = _visible(id)
     page = wiring.ledger().entries(account.id, limit, cursor)
-    return EntryList.model_validate(
-        {"items": [entry_out(e, account.currency) for e in page.items], "next_cursor": page.next_cursor}
+    return EntryList(
+        items=[EntryOut.from_domain(e, account.currency) for e in page.items], next_cursor=page.next_cursor
     )
 
 

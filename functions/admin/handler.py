@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from rampart.api.app import create_app, id_number, json_response, lambda_entry, principal, require_role
 from rampart.api.idempotency import derived_reference, idempotency_key
 from rampart.api.schemas.auth import DepositIn, PartnerIn, PartnerOut
-from rampart.api.schemas.ledger import TransferOut, transfer_out
+from rampart.api.schemas.ledger import TransferOut
 from rampart.core.errors import DomainError, NotFound, UnknownAccount
 from rampart.wiring import auth as auth_wiring
 from rampart.wiring import ledger as wiring
@@ -20,7 +20,7 @@ from rampart.wiring import ledger as wiring
 app = create_app()
 
 
-@app.post("/v1/admin/partners", status_code=201, summary="Create a partner; its API key is shown once")
+@app.post("/v1/admin/partners", status_code=201, summary="Create a partner; its API key is shown once", tags=["admin"])
 def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
     require_role(principal(app), "admin")
     partner, api_key = auth_wiring.authenticator().create_partner(body.name, body.markup_bps)
@@ -30,6 +30,7 @@ def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
 @app.post(
     "/v1/admin/deposits",
     summary="Credit an account from its currency's world account",
+    tags=["admin"],
     responses={
         201: {"description": "the deposit", "content": {"application/json": {"model": TransferOut}}},
         200: {
@@ -55,7 +56,7 @@ def deposit(body: Annotated[DepositIn, Body()]) -> Response[str]:
         if exc.field in ("/to_account_id", "/from_account_id"):
             exc.field = "/account_id"  # a deposit names one account: point at it
         raise
-    return json_response(200 if transfer.replayed else 201, transfer_out(transfer))
+    return json_response(200 if transfer.replayed else 201, TransferOut.from_domain(transfer).model_dump(mode="json"))
 
 
 handler = lambda_entry(app, service="admin", idempotent={"POST /v1/admin/deposits"})

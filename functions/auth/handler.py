@@ -20,7 +20,7 @@ def _tokens(pair: TokenPair) -> TokensOut:
     return TokensOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
-@app.post("/v1/auth/register", status_code=201, summary="Create an account (user, business or lender)")
+@app.post("/v1/auth/register", status_code=201, summary="Create a user (user, business or lender)", tags=["auth"])
 def register(body: Annotated[RegisterIn, Body()]) -> UserOut:
     user = auth_wiring.auth().register(body.email, body.password, body.role)
     return UserOut(id=user.id, email=user.email, role=user.role)
@@ -36,6 +36,7 @@ def _pair_responses(refused: str) -> dict[int, Any]:
 @app.post(
     "/v1/auth/login",
     summary="Exchange credentials for an access and a refresh token",
+    tags=["auth"],
     responses=_pair_responses("wrong email or password (the same answer for an unknown email)"),
 )
 def login(body: Annotated[LoginIn, Body()]) -> TokensOut:
@@ -45,6 +46,7 @@ def login(body: Annotated[LoginIn, Body()]) -> TokensOut:
 @app.post(
     "/v1/auth/refresh",
     summary="Exchange a refresh token for a new pair (the old one is used up)",
+    tags=["auth"],
     responses=_pair_responses("unknown, expired or revoked refresh token; a reused one revokes its family"),
 )
 def refresh(body: Annotated[RefreshIn, Body()]) -> TokensOut:
@@ -55,6 +57,7 @@ def refresh(body: Annotated[RefreshIn, Body()]) -> TokensOut:
     "/v1/auth/logout",
     status_code=204,
     summary="Revoke the refresh token's session",
+    tags=["auth"],
     responses={
         204: {"description": "the refresh-token family is revoked", "content": {}},
         401: {"description": "not a refresh token of ours", "content": PROBLEM_CONTENT},
@@ -65,7 +68,7 @@ def logout(body: Annotated[RefreshIn, Body()]) -> Response[None]:
     return Response(204)
 
 
-@app.get("/v1/me", summary="The caller")
+@app.get("/v1/me", summary="Who is calling: id, email and role", tags=["auth"])
 def me() -> UserOut:
     who = principal(app)
     if who.kind == "partner":
@@ -74,4 +77,4 @@ def me() -> UserOut:
     return UserOut(id=user.id, email=user.email, role=user.role)
 
 
-handler = lambda_entry(app, service="auth", needs=("database", "rate_limit_table", "jwt_keys"))
+handler = lambda_entry(app, service="auth")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
 from rampart.api.app import create_app, json_response, lambda_entry
+from rampart.wiring import health as probes
 
 app = create_app()
 
@@ -19,33 +18,13 @@ class HealthOut(BaseModel):
     checks: dict[str, str]
 
 
-@cache
-def _dynamodb_client() -> Any:
-    import boto3
-
-    return boto3.client("dynamodb")
-
-
-def _postgres() -> None:
-    from rampart.adapters.postgres.db import get_database
-
-    with get_database().connection() as conn:
-        conn.execute("SELECT 1 FROM ledger.assets LIMIT 1")
-
-
-def _dynamodb() -> None:
-    client = _dynamodb_client()
-    for variable in ("RAMPART_IDEMPOTENCY_TABLE", "RAMPART_RATE_LIMIT_TABLE"):
-        table = os.environ.get(variable)
-        if table:
-            client.describe_table(TableName=table)
-
-
-CHECKS = {"postgres": _postgres, "dynamodb": _dynamodb}
+CHECKS = probes.CHECKS
 
 
 @app.get(
     "/health",
+    summary="Check that PostgreSQL and DynamoDB answer",
+    tags=["platform"],
     responses={
         200: {"description": "every check passed", "content": {"application/json": {"model": HealthOut}}},
         503: {"description": "a check failed (named in checks)", "content": {"application/json": {"model": HealthOut}}},

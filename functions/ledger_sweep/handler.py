@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rampart.adapters.postgres.db import get_database
-from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
-from rampart.ledger import Ledger
+from rampart.core.entry import scheduled_entry
+from rampart.wiring import ledger as wiring
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    released = Ledger(PostgresLedgerStore(get_database())).expire_holds()
-    return {"released": released}
+@scheduled_entry("ledger_sweep")
+def handler(event: dict[str, Any]) -> dict[str, int]:
+    return {"released": wiring.ledger().expire_holds()}

@@ -18,7 +18,6 @@ from rampart.api.schemas.ledger import (
     TransferIn,
     TransferList,
     TransferOut,
-    transfer_out,
 )
 from rampart.core.errors import NotFound, UnknownAccount
 from rampart.ledger import Transfer, TransferInput
@@ -69,6 +68,8 @@ _TRANSFER: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]
 
 @app.post(
     "/v1/transfers",
+    summary="Move money between two accounts, or hold it",
+    tags=["transfers"],
     responses={
         201: {"description": "the transfer", "content": _TRANSFER},
         200: {"description": "the reference was used before with this content: the original", "content": _TRANSFER},
@@ -77,7 +78,7 @@ _TRANSFER: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]
 def create_transfer(body: Annotated[TransferIn, Body()]) -> Response[str]:
     who = principal(app)
     transfer = wiring.ledger().transfer(who.id, _input(who, body), enforce_owner=not who.is_admin)
-    return json_response(200 if transfer.replayed else 201, transfer_out(transfer))
+    return json_response(200 if transfer.replayed else 201, TransferOut.from_domain(transfer).model_dump(mode="json"))
 
 
 _BATCH: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
@@ -87,6 +88,8 @@ _BATCH: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = 
 
 @app.post(
     "/v1/transfers/batch",
+    summary="Create up to 100 transfers, all or nothing",
+    tags=["transfers"],
     responses={
         201: {"description": "the transfers, in order", "content": _BATCH},
         200: {
@@ -100,30 +103,31 @@ def create_batch(body: Annotated[BatchIn, Body()]) -> Response[str]:
     items = [_input(who, item, f":{i}") for i, item in enumerate(body.transfers)]
     transfers = wiring.ledger().transfer_batch(who.id, items, enforce_owner=not who.is_admin)
     status = 200 if all(t.replayed for t in transfers) else 201
-    return json_response(status, {"items": [transfer_out(t) for t in transfers]})
+    batch = TransferBatchOut(items=[TransferOut.from_domain(t) for t in transfers])
+    return json_response(status, batch.model_dump(mode="json"))
 
 
-@app.post("/v1/transfers/<id>/post")
+@app.post("/v1/transfers/<id>/post", summary="Post a pending hold, fully or partly", tags=["transfers"])
 def post_hold(id: str, body: Annotated[PostIn | None, Body()] = None) -> TransferOut:
     who = principal(app)
     amount = body.amount if body else None
     transfer = wiring.ledger().post(parse_id(id), amount, owner_id=who.id, enforce_owner=not who.is_admin)
-    return TransferOut.model_validate(transfer_out(transfer))
+    return TransferOut.from_domain(transfer)
 
 
-@app.post("/v1/transfers/<id>/void")
+@app.post("/v1/transfers/<id>/void", summary="Void a pending hold", tags=["transfers"])
 def void_hold(id: str) -> TransferOut:
     who = principal(app)
     transfer = wiring.ledger().void(parse_id(id), owner_id=who.id, enforce_owner=not who.is_admin)
-    return TransferOut.model_validate(transfer_out(transfer))
+    return TransferOut.from_domain(transfer)
 
 
-@app.get("/v1/transfers/<id>")
+@app.get("/v1/transfers/<id>", summary="Read a transfer", tags=["transfers"])
 def get_transfer(id: str) -> TransferOut:
-    return TransferOut.model_validate(transfer_out(_visible(id)))
+    return TransferOut.from_domain(_visible(id))
 
 
-@app.get("/v1/transfers")
+@app.get("/v1/transfers", summary="List the caller's transfers, or one account's, newest first", tags=["transfers"])
 def list_transfers(
     account_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -136,9 +140,7 @@ def list_transfers(
         page = ledger.transfers(None, account.id, limit, cursor)
     else:
         page = ledger.transfers(who.id, None, limit, cursor)
-    return TransferList.model_validate(
-        {"items": [transfer_out(t) for t in page.items], "next_cursor": page.next_cursor}
-    )
+    return TransferList(items=[TransferOut.from_domain(t) for t in page.items], next_cursor=page.next_cursor)
 
 
 handler = lambda_entry(

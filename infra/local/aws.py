@@ -9,8 +9,13 @@ Three things matter beyond plain moto:
   DynamoDB conditional write is atomic, as in AWS. Calls that wait inside moto are the
   exceptions: SQS long polls are turned into short polls retried outside the lock, and
   Step Functions calls that wait for an execution run unlocked (the execution itself calls moto).
-- moto keeps no state across restarts; the JWT signing keys are persisted under the twin's state
-  folder so that tokens survive a restart (PostgreSQL's data survives too).
+- moto keeps no state across restarts; secret values the twin makes (the JWT signing keys, random
+  keys) are persisted under the twin's state folder so that tokens and signed cursors survive a
+  restart (PostgreSQL's data survives too).
+
+Everything is created from a :class:`~infra.manifest.Manifest` (Rampart's ``MANIFEST`` unless a
+test hands over its own): tables, queues each with its DLQ and redrive policy, a DLQ per
+asynchronous function, secrets by their ``twin`` kind, schedule rules and state machines.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from infra import manifest
 from infra.local.logs import get_logger
+from infra.manifest import MANIFEST, Manifest, Secret, StateMachine
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -72,7 +77,13 @@ def state_machine_name(name: str) -> str:
     return f"{PREFIX}-{name}"
 
 
-SECRET_NAMES: dict[str, str] = {"jwt_keys": f"{PREFIX}/jwt-keys", "admin_secret": f"{PREFIX}/admin"}
+def queue_dlq_name(queue: str) -> str:
+    """The DLQ of a manifest queue (the redrive policy moves a message there)."""
+    return queue_name(f"{queue}-dlq")
+
+
+def secret_name(name: str) -> str:
+    return f"{PREFIX}/{name.replace('_', '-')}"
 
 
 # A process that cannot reach AWS --------------------------------------------------------------
@@ -236,6 +247,22 @@ def jwt_keys(path: Path) -> dict[str, Any]:
     return keys
 
 
+def random_key(path: Path) -> str:
+    """32 random bytes, hex, from ``path`` or newly generated and written there (0600)."""
+    if path.exists():
+        stored = path.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{64}", stored):
+            return stored
+        log.warning("unreadable key file: generating a new key", extra={"path": str(path)})
+    key = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(key)
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+    return key
+
+
 # The deployment -------------------------------------------------------------------------------
 
 
@@ -245,19 +272,32 @@ class Deployment:
 
     tables: dict[str, str] = field(default_factory=dict)  # table → physical name
     queues: dict[str, str] = field(default_factory=dict)  # queue physical name → URL
+    queue_urls: dict[str, str] = field(default_factory=dict)  # manifest queue → URL
+    queue_dlqs: dict[str, str] = field(default_factory=dict)  # manifest queue → its DLQ's URL
     dlqs: dict[str, str] = field(default_factory=dict)  # asynchronous function → its DLQ URL
-    secrets: dict[str, str] = field(default_factory=dict)  # resource → secret ARN
+    secrets: dict[str, str] = field(default_factory=dict)  # secret → its ARN
     rules: dict[str, str] = field(default_factory=dict)  # schedule → rule ARN
     state_machines: dict[str, str] = field(default_factory=dict)  # state machine → ARN
 
 
 class LocalAws:
-    """moto started in process with the manifest's resources in it."""
+    """moto started in process with the manifest's resources in it. ``queue_visibility_seconds``
+    overrides every queue's visibility timeout (tests: a failed message comes back sooner)."""
 
-    def __init__(self, *, state_dir: Path, admin_email: str, admin_password: str) -> None:
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        admin_email: str,
+        admin_password: str,
+        manifest: Manifest = MANIFEST,
+        queue_visibility_seconds: int | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.admin_email = admin_email
         self.admin_password = admin_password
+        self.manifest = manifest
+        self.queue_visibility_seconds = queue_visibility_seconds
         self.deployment = Deployment()
         self._mock: Any = None
 
@@ -283,9 +323,20 @@ class LocalAws:
 
     # -- resources -----------------------------------------------------------------------------
 
+    def secret_value(self, secret: Secret) -> str:
+        """What the twin puts in ``secret``, by its ``twin`` kind."""
+        if secret.twin == "jwt_keys":
+            return json.dumps(jwt_keys(self.state_dir / "jwt-keys.json"))
+        if secret.twin == "admin":
+            return json.dumps({"email": self.admin_email, "password": self.admin_password})
+        if secret.twin == "random_key":
+            return random_key(self.state_dir / f"{secret.name}.key")
+        raise ValueError(f"secret {secret.name}: the twin cannot make a {secret.twin!r} value")
+
     def _create(self) -> None:
+        m = self.manifest
         dynamodb, sqs = self.client("dynamodb"), self.client("sqs")
-        for table in manifest.TABLES:
+        for table in m.tables:
             name = table_name(table.name)
             keys = [(table.partition_key, "HASH")] + ([(table.sort_key, "RANGE")] if table.sort_key else [])
             dynamodb.create_table(
@@ -300,47 +351,45 @@ class LocalAws:
                 )
             self.deployment.tables[table.name] = name
 
-        for queue in manifest.QUEUES:
-            attributes = {"VisibilityTimeout": str(queue.visibility_timeout_seconds)}
-            if queue.dead_letter:
-                dlq_url = self._queue(sqs, f"{queue_name(queue.name)}-dlq", {})
-                dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
-                attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
-            self._queue(sqs, queue_name(queue.name), attributes)
+        for queue in m.queues:
+            dlq_url = self._queue(sqs, queue_dlq_name(queue.name), {})
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            visibility = self.queue_visibility_seconds or queue.visibility_timeout_seconds
+            attributes = {
+                "VisibilityTimeout": str(visibility),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+                ),
+            }
+            self.deployment.queue_urls[queue.name] = self._queue(sqs, queue_name(queue.name), attributes)
+            self.deployment.queue_dlqs[queue.name] = dlq_url
 
-        for fn in manifest.FUNCTIONS:
+        for fn in m.functions:
             if fn.asynchronous:
                 self.deployment.dlqs[fn.name] = self._queue(sqs, dlq_name(fn.name), {})
 
-        used = {resource for fn in manifest.FUNCTIONS for resource in fn.uses}
-        secret_values: dict[str, Any] = {
-            "jwt_keys": lambda: jwt_keys(self.state_dir / "jwt-keys.json"),
-            "admin_secret": lambda: {"email": self.admin_email, "password": self.admin_password},
-        }
-        if used & secret_values.keys():
+        if m.secrets:
             secretsmanager = self.client("secretsmanager")
-            for resource in sorted(used & secret_values.keys()):
+            for secret in m.secrets:
                 created = secretsmanager.create_secret(
-                    Name=SECRET_NAMES[resource], SecretString=json.dumps(secret_values[resource]())
+                    Name=secret_name(secret.name), SecretString=self.secret_value(secret)
                 )
-                self.deployment.secrets[resource] = created["ARN"]
+                self.deployment.secrets[secret.name] = created["ARN"]
 
-        if manifest.SCHEDULES:
+        if m.schedules:
             events = self.client("events")
-            for schedule in manifest.SCHEDULES:
+            for schedule in m.schedules:
                 rule = events.put_rule(Name=rule_name(schedule.name), ScheduleExpression=schedule.rate, State="ENABLED")
                 target: dict[str, Any] = {"Id": schedule.function, "Arn": function_arn(schedule.function)}
                 events.put_targets(Rule=rule_name(schedule.name), Targets=[target])
                 self.deployment.rules[schedule.name] = rule["RuleArn"]
 
-        if manifest.STATE_MACHINES:
+        if m.state_machines:
             stepfunctions = self.client("stepfunctions")
-            for machine in manifest.STATE_MACHINES:
+            for machine in m.state_machines:
                 created = stepfunctions.create_state_machine(
                     name=state_machine_name(machine.name),
-                    definition=render_definition(machine, self.deployment.queues),
+                    definition=render_definition(machine, self.deployment.queues, manifest=m),
                     roleArn=f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states",
                 )
                 self.deployment.state_machines[machine.name] = created["stateMachineArn"]
@@ -351,11 +400,13 @@ class LocalAws:
         return url
 
 
-def render_definition(machine: manifest.StateMachine, queue_urls: dict[str, str], root: Path = ROOT) -> str:
+def render_definition(
+    machine: StateMachine, queue_urls: dict[str, str], root: Path = ROOT, *, manifest: Manifest = MANIFEST
+) -> str:
     """The ASL file with each ``${Placeholder}`` replaced by what the manifest binds it to: a
     function's ARN or a queue's URL (as the CDK app substitutes them)."""
     text = (root / machine.definition).read_text()
-    functions = {fn.name for fn in manifest.FUNCTIONS}
+    functions = {fn.name for fn in manifest.functions}
     missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(machine.substitutions))
     if missing:
         raise ValueError(f"state machine {machine.name}: no substitution for {', '.join(missing)}")

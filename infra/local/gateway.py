@@ -14,6 +14,11 @@ Routes come from the manifest (nothing is declared here). For each request, in o
 5. the function's proxy response is written back (``headers`` and ``multiValueHeaders`` merged,
    base64 bodies decoded); a function that raises or answers malformed → 502.
 
+``webhook`` functions are not API routes: each answers on its own ``path`` (and below it), any
+method, as a Lambda function URL (auth type NONE) answers — no authorizer; the event is the
+function URL's payload format 2.0 and the reply is mapped as function URLs map it (a
+``statusCode`` reply as given, anything else a 200 JSON body).
+
 The gateway's own replies are the problem+json of API.md. Payloads over 10 MB (API Gateway's
 limit) are refused with 413 before anything runs; the functions enforce API.md's 256 KB.
 The authorizer's result is not cached (API Gateway may cache it per identity for a TTL).
@@ -215,6 +220,7 @@ class Gateway:
         if len(authorizers) > 1:
             raise ValueError(f"one authorizer expected, the manifest has {authorizers}")
         self.authorizer = authorizers[0] if authorizers else None
+        self.webhooks = {fn.path: fn for fn in functions if fn.kind == "webhook" and fn.path}
         self.port = 0
 
     def table(self) -> list[dict[str, Any]]:
@@ -306,6 +312,10 @@ class Gateway:
                 return self.not_ready()
             return problem(503, "service-unavailable", "the local twin is starting", ("Retry-After", "1"))
 
+        webhook = self._webhook(path)
+        if webhook is not None:
+            return self._invoke_webhook(webhook, request, request_id, problem)
+
         resolved = self.routes.resolve(request.method, raw_path)
         if resolved is None:
             return problem(404, "not-found", f"no route for {path}")
@@ -328,6 +338,82 @@ class Gateway:
             reply = problem(502, "internal-error", "the function failed or answered malformed")
         reply.function = fn
         return reply
+
+    def _webhook(self, path: str) -> manifest.Function | None:
+        for prefix, fn in self.webhooks.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return fn
+        return None
+
+    def _invoke_webhook(
+        self, fn: manifest.Function, request: HttpRequest, request_id: str, problem: Callable[..., HttpReply]
+    ) -> HttpReply:
+        event = self.function_url_event(request, request_id)
+        try:
+            reply = function_url_reply(self.registry.invoke(fn.name, event, request_id))
+        except Exception:
+            log.exception("function failed", extra={"function": fn.name, "request_id": request_id})
+            reply = problem(502, "internal-error", "the function failed or answered malformed")
+        reply.function = fn.name
+        return reply
+
+    def function_url_event(self, request: HttpRequest, request_id: str) -> dict[str, Any]:
+        """The Lambda function URL event (payload format 2.0) of ``request``: header names lower
+        case and repeats comma-joined, cookies apart, a body that is not UTF-8 base64-encoded."""
+        split = urlsplit(request.target)
+        raw_path = split.path or "/"
+        headers: dict[str, str] = {}
+        cookies: list[str] = []
+        for key, value in [
+            *request.headers,
+            *[(k, v) for k, v in self._forwarded(request) if request.header(k) is None],
+        ]:
+            name = key.lower()
+            if name == "cookie":
+                cookies += [c.strip() for c in value.split(";") if c.strip()]
+                continue
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(split.query, keep_blank_values=True):
+            query[key] = f"{query[key]},{value}" if key in query else value
+        now = time.time()
+        url_id = f"{zlib.crc32(raw_path.encode()):08x}"
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": split.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": url_id,
+                "domainName": f"{url_id}.lambda-url.{aws.REGION}.on.aws",
+                "domainPrefix": url_id,
+                "http": {
+                    "method": request.method,
+                    "path": raw_path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": request.source_ip,
+                    "userAgent": request.header("User-Agent") or "",
+                },
+                "requestId": request_id,
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "timeEpoch": int(now * 1000),
+            },
+            "isBase64Encoded": False,
+        }
+        if cookies:
+            event["cookies"] = cookies
+        if query:
+            event["queryStringParameters"] = query
+        if request.body:
+            try:
+                event["body"] = request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                event["body"], event["isBase64Encoded"] = base64.b64encode(request.body).decode(), True
+        return event
 
     def _authorize(self, event: dict[str, Any], problem: Callable[..., HttpReply]) -> HttpReply | None:
         """Run the authorizer; fill ``event.requestContext.authorizer`` or return the refusal."""
@@ -458,6 +544,16 @@ def proxy_reply(response: Any) -> HttpReply:
     headers = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
     payload = base64.b64decode(body) if response.get("isBase64Encoded") and body else (body or "").encode()
     return HttpReply(int(response["statusCode"]), headers, payload)
+
+
+def function_url_reply(response: Any) -> HttpReply:
+    """The HTTP reply for a function URL's Lambda response: with a ``statusCode``, its headers,
+    cookies and (base64) body; anything else is the body of a 200 ``application/json`` reply."""
+    if isinstance(response, Mapping) and "statusCode" in response:
+        reply = proxy_reply({k: v for k, v in response.items() if k != "multiValueHeaders"})
+        reply.headers += [("Set-Cookie", str(c)) for c in response.get("cookies") or []]
+        return reply
+    return HttpReply(200, [("Content-Type", "application/json")], json.dumps(response).encode())
 
 
 # The HTTP server ------------------------------------------------------------------------------

@@ -9,8 +9,9 @@
 - Each invocation gets a fake ``LambdaContext`` (name, memory, ARN, request id, remaining time
   from the manifest's timeout). A run past the timeout is logged (it would have been killed).
 - Environment: functions share one process, so the twin sets the *union* of every function's
-  environment once (what each function ``uses`` and its ``env``); two functions asking for
-  different values of one variable is an error at start.
+  environment once (what each function ``uses`` and its ``env``, and ``RAMPART_USES`` naming
+  every resource used by any); two functions asking for different values of one variable is an
+  error at start.
 - ``LambdaBridge`` answers botocore ``lambda:Invoke`` calls (Step Functions tasks run by moto,
   or our own code) on the ``before-call.lambda.Invoke`` event by running the handler here.
 - Asynchronous invocations (schedules, ``InvocationType=Event``) run on a thread pool; a failure
@@ -58,27 +59,45 @@ COMMON_ENV: dict[str, str] = {
 }
 
 
-def resource_value(resource: str, deployment: aws.Deployment, database_url: str) -> str:
-    if resource == "postgres":
+def resource_value(resource: manifest.Resource, deployment: aws.Deployment, database_url: str) -> str:
+    """What the twin gives a function for ``resource``: the database URL, a table's name, a
+    secret's ARN, a queue's URL, a state machine's ARN."""
+    if isinstance(resource, manifest.Postgres):
         return database_url
-    if resource in manifest.RESOURCE_TABLE:
-        return deployment.tables[manifest.RESOURCE_TABLE[resource]]
-    return deployment.secrets[resource]
+    if isinstance(resource, manifest.Table):
+        return deployment.tables[resource.name]
+    if isinstance(resource, manifest.Secret):
+        return deployment.secrets[resource.name]
+    if isinstance(resource, manifest.Queue):
+        return deployment.queue_urls[resource.name]
+    return deployment.state_machines[resource.name]
 
 
 def function_environment(
-    deployment: aws.Deployment, database_url: str, functions: Iterable[manifest.Function] = manifest.FUNCTIONS
+    deployment: aws.Deployment, database_url: str, m: manifest.Manifest = manifest.MANIFEST
 ) -> dict[str, str]:
-    """The union of every function's environment; conflicting values are an error."""
+    """The union of every function's environment (each one's as :func:`infra.manifest.environment`
+    makes it, the CDK app's too), conflicting values being an error; ``RAMPART_USES`` names every
+    resource any function uses, since every function here is given all of them."""
+    from rampart.core.settings import Settings
+
+    uses = Settings.model_fields[manifest.USES_SETTING].alias
+    assert uses is not None
+    values = {
+        name: resource_value(resource, deployment, database_url)
+        for name, resource in m.resources().items()
+        if resource.setting is not None
+    }
     env = dict(COMMON_ENV)
     owner: dict[str, str] = {}
-    for fn in functions:
-        wanted = {manifest.RESOURCE_ENV[r]: resource_value(r, deployment, database_url) for r in sorted(fn.uses)}
-        wanted.update(dict(fn.env))
+    for fn in m.functions:
+        wanted = manifest.environment(fn, values, m)
+        del wanted[uses]
         for key, value in wanted.items():
             if key in owner and env[key] != value:
                 raise ValueError(f"{fn.name} and {owner[key]} need different values of {key}: the twin shares one env")
             env[key], owner[key] = value, fn.name
+    env[uses] = manifest.uses_value(m.functions, m)
     return env
 
 

@@ -78,6 +78,15 @@ IDEMPOTENCY_HEADER: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 _POWERTOOLS_ERRORS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+# The groups of /docs, in reading order: every operation carries one of these (``tags=`` on its
+# route decorator) and a one-line ``summary=``; ``make openapi`` refuses an operation without.
+TAGS: list[dict[str, str]] = [
+    {"name": "auth", "description": "Register, log in, refresh and revoke tokens; who is calling"},
+    {"name": "accounts", "description": "Ledger accounts: open one, read its balance, list its entries"},
+    {"name": "transfers", "description": "Move money: transfers, holds (post or void) and atomic batches"},
+    {"name": "admin", "description": "Admin only: partners with their API keys, deposits from the world account"},
+    {"name": "platform", "description": "The service itself: health checks"},
+]
 
 
 class MissingFunction(RuntimeError):
@@ -130,6 +139,18 @@ def _decorate(operation: dict[str, Any], route: manifest.Route) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
+def _check_grouped(function: str, method: str, path: str, operation: dict[str, Any]) -> None:
+    """A reader of /docs finds every operation under one declared tag, with a summary."""
+    where = f"{function}: {method.upper()} {path}"
+    tags = operation.get("tags") or []
+    known = [tag["name"] for tag in TAGS]
+    if len(tags) != 1 or tags[0] not in known:
+        raise ValueError(f"{where} needs tags=[one of {', '.join(known)}] on its route (it has {tags})")
+    summary = operation.get("summary", "")
+    if not summary or summary == f"{method.upper()} {path}" or "\n" in summary:
+        raise ValueError(f"{where} needs a one-line summary= on its route")
+
+
 def merged_openapi(functions: Iterable[manifest.Function] | None = None, *, strict: bool = True) -> dict[str, Any]:
     """The merged document. ``strict=False`` leaves out functions that fail to import (listed
     under ``x-rampart-missing``) instead of raising."""
@@ -157,6 +178,8 @@ def merged_openapi(functions: Iterable[manifest.Function] | None = None, *, stri
                     raise ValueError(f"{fn.name} serves {method.upper()} {path}, which the manifest does not route")
                 if method in paths.get(path, {}):
                     raise ValueError(f"{method.upper()} {path} is served by two functions")
+                if strict:
+                    _check_grouped(fn.name, method, path, operation)
                 _decorate(operation, route)
                 paths.setdefault(path, {})[method] = operation
         for name, schema in document.get("components", {}).get("schemas", {}).items():
@@ -178,6 +201,7 @@ def merged_openapi(functions: Iterable[manifest.Function] | None = None, *, stri
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
         "servers": [{"url": "/"}],
+        "tags": copy.deepcopy(TAGS),
         "paths": {
             p: dict(sorted(paths[p].items())) for p in sorted(paths, key=lambda p: (order.get(p, len(order)), p))
         },
@@ -254,8 +278,16 @@ def placeholder_environment() -> None:
     fake = Deployment(
         tables={t.name: f"rampart-openapi-{t.name}" for t in manifest.TABLES},
         secrets={
-            r: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rampart-openapi-{r}"
-            for r in ("jwt_keys", "admin_secret")
+            s.name: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rampart-openapi-{s.name}"
+            for s in manifest.SECRETS
+        },
+        queue_urls={
+            q.name: f"https://sqs.us-east-1.amazonaws.com/123456789012/rampart-openapi-{q.name}"
+            for q in manifest.QUEUES
+        },
+        state_machines={
+            m.name: f"arn:aws:states:us-east-1:123456789012:stateMachine:rampart-openapi-{m.name}"
+            for m in manifest.STATE_MACHINES
         },
     )
     for key, value in function_environment(fake, "postgresql://openapi@127.0.0.1:9/openapi").items():

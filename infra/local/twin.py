@@ -16,8 +16,13 @@ A twin owns process-wide things (``os.environ``, moto, the database pool of
 ``rampart.adapters.postgres.db``): one per process at a time. ``stop`` gives them back.
 
 Introspection for tests and the CDK parity test: ``GET /_twin/routes`` (the gateway's route table),
-``GET /_twin/triggers`` (schedules, queues, tables, functions, state machines as running) and
-``GET /_twin/status`` (start-up checks); ``POST /_twin/schedules/{name}/run`` runs a schedule now.
+``GET /_twin/triggers`` (schedules, queues, tables, functions, state machines, webhook paths and
+queue consumers as running) and ``GET /_twin/status`` (start-up checks);
+``POST /_twin/schedules/{name}/run`` runs a schedule now.
+
+A twin is built from a :class:`~infra.manifest.Manifest`: Rampart's ``MANIFEST`` unless one is
+given (tests start it with a fixture manifest of their own). Without a function that uses
+PostgreSQL it starts no database and needs no deploy function.
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from infra import manifest
 from infra.local import aws, openapi
 from infra.local.gateway import Gateway, GatewayServer, HttpReply, HttpRequest, InternalHandler, json_reply
 from infra.local.lambdas import DEFAULT_MAX_CONTAINERS, LambdaBridge, LambdaRegistry, function_environment
 from infra.local.logs import get_logger
+from infra.local.queues import QueuePoller
 from infra.local.routing import Router
 from infra.local.schedules import Scheduler
 from infra.local.sim import SIMULATORS, SimRegistry
+from infra.manifest import MANIFEST, Manifest
 
 log = get_logger("rampart.twin")
 
@@ -61,6 +67,9 @@ class Twin:
         admin_password: str | None = None,
         schedules: bool | None = None,
         max_containers: int | None = None,
+        manifest: Manifest = MANIFEST,
+        queue_visibility_seconds: int | None = None,
+        queues: bool = True,
     ) -> None:
         from infra.local.postgres import DATA_DIR
 
@@ -71,6 +80,10 @@ class Twin:
         self.admin_password = admin_password or env.get("RAMPART_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
         self.schedules_enabled = schedules if schedules is not None else env.get("RAMPART_SCHEDULES", "1") != "0"
         self.max_containers = max_containers or int(env.get("RAMPART_TWIN_CONTAINERS") or DEFAULT_MAX_CONTAINERS)
+        self.manifest = manifest
+        self.queue_visibility_seconds = queue_visibility_seconds
+        self.queues_enabled = queues
+        self.queues: QueuePoller | None = None
         self.url: str | None = None
         self.ready = threading.Event()
         self.failure: BaseException | None = None
@@ -93,7 +106,7 @@ class Twin:
     def start(self, port: int = 0, *, wait: bool = True, timeout: float = 120.0) -> str:
         """Start everything; returns the URL (once ready, unless ``wait=False``)."""
         global _active
-        manifest.check()
+        self.manifest.check()
         with _active_lock:
             if _active is not None:
                 raise TwinError("a twin is already running in this process")
@@ -102,17 +115,25 @@ class Twin:
         self._saved_env = dict(os.environ)
         try:
             self.aws = aws.LocalAws(
-                state_dir=self.state_dir, admin_email=self.admin_email, admin_password=self.admin_password
+                state_dir=self.state_dir,
+                admin_email=self.admin_email,
+                admin_password=self.admin_password,
+                manifest=self.manifest,
+                queue_visibility_seconds=self.queue_visibility_seconds,
             )
             deployment = self.aws.start()
-            self.registry = LambdaRegistry(dlqs=deployment.dlqs, max_containers=self.max_containers)
+            self.registry = LambdaRegistry(
+                self.manifest.functions, dlqs=deployment.dlqs, max_containers=self.max_containers
+            )
             self._bridge = LambdaBridge(self.registry)
             self._bridge.install()
-            self.scheduler = Scheduler(self.registry, rules=deployment.rules)
+            self.scheduler = Scheduler(self.registry, self.manifest.schedules, rules=deployment.rules)
+            self.queues = QueuePoller(self.registry, self.manifest, deployment, client=self.aws.client("sqs"))
             for module in SIMULATORS:
                 importlib.import_module(module).register(self.sims, self)
             self.gateway = Gateway(
                 self.registry,
+                functions=self.manifest.functions,
                 sims=self.sims,
                 internal=self._internal_routes(),
                 is_ready=self.ready.is_set,
@@ -152,27 +173,37 @@ class Twin:
             assert self.scheduler is not None
             url = self.database_url
             embedded = not url
-            if not url:
+            uses_database = any("postgres" in fn.uses for fn in self.manifest.functions)
+            if not uses_database:
+                url = url or "postgresql://unused@127.0.0.1:9/unused"  # no function connects
+                self.checks["database"] = "unused"
+            elif not url:
                 from infra.local.postgres import embedded_url
 
                 url = embedded_url()
+            if uses_database:
+                self.checks["database"] = "embedded" if embedded else "given"
             self.database_url = url
-            self.checks["database"] = "embedded" if embedded else "given"
-            os.environ.update(function_environment(self.aws.deployment, url))
+            os.environ.update(function_environment(self.aws.deployment, url, self.manifest))
             os.environ.setdefault("RAMPART_DB_POOL_SIZE", "16")
             self._reset_singletons()
             deploy = [fn.name for fn in self.registry.functions.values() if fn.kind == "deploy"]
-            if not deploy:
+            if uses_database and not deploy:
                 raise TwinError("the manifest has no deploy function: nothing migrates the database")
+            if not deploy:
+                self.checks["migrations"] = self.checks["admin"] = "none"
             for name in deploy:
                 result = self.registry.invoke(name, {})
                 if isinstance(result, dict) and isinstance(result.get("applied"), list):
                     self.migrations_applied += [str(m) for m in result["applied"]]
                 self.deployed[name] = result
-            self.checks["migrations"] = self.checks["admin"] = "ok"
+            if deploy:
+                self.checks["migrations"] = self.checks["admin"] = "ok"
             self.ready.set()
             if self.schedules_enabled:
                 self.scheduler.start()
+            if self.queues_enabled and self.queues is not None:
+                self.queues.start()
             log.info(
                 "twin ready",
                 extra={
@@ -195,8 +226,10 @@ class Twin:
     @staticmethod
     def _reset_singletons() -> None:
         from rampart.adapters.postgres.db import reset_database
+        from rampart.core.settings import reset_settings
         from rampart.wiring import ledger as wiring
 
+        reset_settings()  # the functions' environment changed: read it again
         reset_database()
         wiring.reset()
 
@@ -206,6 +239,9 @@ class Twin:
         global _active
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.queues is not None:
+            self.queues.stop()
+            self.queues = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -229,6 +265,9 @@ class Twin:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
+            from rampart.core.settings import reset_settings
+
+            reset_settings()
         self.ready.clear()
         with _active_lock:
             if _active is self:
@@ -312,6 +351,7 @@ class Twin:
         assert self.registry is not None
         sqs, dynamodb = self.aws.client("sqs"), self.aws.client("dynamodb")
         dlq_of = {url: fn for fn, url in self.aws.deployment.dlqs.items()}
+        dlq_of.update({url: queue for queue, url in self.aws.deployment.queue_dlqs.items()})
         queues = []
         for url in sqs.list_queues().get("QueueUrls", []):
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -377,4 +417,9 @@ class Twin:
             "state_machines": machines,
             "deploy": list(self.deployed),
             "simulators": self.sims.routes(),
+            "webhooks": [
+                {"function": fn.name, "path": fn.path, "url": f"{self.url}{fn.path}"}
+                for fn in self.manifest.of_kind("webhook")
+            ],
+            "queue_consumers": self.queues.describe() if self.queues is not None else [],
         }

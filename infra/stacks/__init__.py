@@ -1,6 +1,7 @@
 """Rampart's CDK app: :func:`build_app` makes one ``rampart-<stage>`` stack per stage, each built
-from ``infra/manifest.py`` by one construct per concern (network, data, compute, async, workflows,
-api, migrations, observability), checked by cdk-nag's AwsSolutions pack at synthesis."""
+from a manifest (``infra/manifest.py``'s ``MANIFEST``, or a test's own) by one construct per
+concern (network, data, compute, async, workflows, api, migrations, observability), checked by
+cdk-nag's AwsSolutions pack at synthesis."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.manifest import MANIFEST, Manifest
 from infra.stacks.config import STAGES, StageConfig
 from infra.stacks.stack import RampartStack, stack_name
 
@@ -35,9 +37,11 @@ def build_app(
     outdir: str | None = None,
     context: Mapping[str, Any] | None = None,
     nag: bool = True,
+    manifest: Manifest = MANIFEST,
 ) -> tuple[App, dict[str, RampartStack]]:
+    """One stack per stage, built from ``manifest`` (Rampart's; a test may hand its own)."""
     app = App(outdir=outdir, context={**cdk_json_context(), **(context or {})})
-    stacks = {name: RampartStack(app, stack_name(name), stage=STAGES[name]) for name in stages}
+    stacks = {name: RampartStack(app, stack_name(name), stage=STAGES[name], manifest=manifest) for name in stages}
     if nag:
         Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stacks

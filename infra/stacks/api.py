@@ -12,8 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra import manifest
-from infra.manifest import Function, Route
+from infra.manifest import MANIFEST, Manifest
 from infra.stacks.config import StageConfig
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS
 from infra.stacks.nag import acknowledge
@@ -53,13 +52,11 @@ class Api(Construct):
         *,
         stage: StageConfig,
         functions: dict[str, lambda_.Function],
-        routes: list[tuple[Route, Function]] | None = None,
-        authorizer_function: str | None = None,
+        manifest: Manifest = MANIFEST,
     ) -> None:
         super().__init__(scope, construct_id)
-        routes = manifest.routes() if routes is None else routes
-        if authorizer_function is None:
-            authorizer_function = next(f.name for f in manifest.FUNCTIONS if f.kind == "authorizer")
+        routes = manifest.routes()
+        authorizers = manifest.of_kind("authorizer")
 
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=stage.log_retention, removal_policy=stage.removal_policy
@@ -111,17 +108,21 @@ class Api(Construct):
 
         # Lambda authorizer: no identity source and no cache, because a caller sends either a
         # bearer token or a partner API key, and a cached policy must never outlive a revocation.
-        self.authorizer = apigw.RequestAuthorizer(
-            self,
-            "Authorizer",
-            handler=functions[authorizer_function],
-            identity_sources=[],
-            results_cache_ttl=Duration.seconds(0),
-            authorizer_name=f"rampart-{stage.name}",
-        )
+        self.authorizer: apigw.RequestAuthorizer | None = None
+        if authorizers:
+            self.authorizer = apigw.RequestAuthorizer(
+                self,
+                "Authorizer",
+                handler=functions[authorizers[0].name],
+                identity_sources=[],
+                results_cache_ttl=Duration.seconds(0),
+                authorizer_name=f"rampart-{stage.name}",
+            )
 
         self.methods: dict[tuple[str, str], apigw.Method] = {}
         for route, fn in routes:
+            if route.auth and self.authorizer is None:
+                raise ValueError(f"{route.method} {route.path} needs the authorizer: the manifest has none")
             resource = self.rest_api.root.resource_for_path(route.path)
             method = resource.add_method(
                 route.method,

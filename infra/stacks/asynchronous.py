@@ -1,6 +1,8 @@
 """Everything invoked asynchronously ends in a dead-letter queue: one SQS DLQ per scheduled or
-deploy function (its on-failure destination and its schedule's target DLQ), the manifest's queues
-with their redrive DLQs, and one EventBridge rule per manifest schedule."""
+deploy function (its on-failure destination and its schedule's target DLQ), one EventBridge rule
+per manifest schedule, and the manifest's queues — each with its DLQ (the redrive policy moves a
+message there after ``max_receive_count`` failed receives) and, when a ``queue`` function consumes
+it, an event source mapping that reports partial batch failures."""
 
 from __future__ import annotations
 
@@ -9,30 +11,45 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.manifest import FUNCTIONS, QUEUES, SCHEDULES, Function, Queue, Schedule
+from infra.manifest import MANIFEST, Manifest, Queue
 from infra.stacks.config import StageConfig
 from infra.stacks.nag import acknowledge
 from infra.stacks.readback import QUEUE_TAG, SCHEDULE_PREFIX
 
 RETRY_ATTEMPTS = 2
+# AWS's guidance for an SQS event source: a visibility timeout of at least six times the
+# function's timeout, so that a batch still being retried is not handed to another poller.
+VISIBILITY_FACTOR = 6
 
 
-def dlq_name(function_name: str) -> str:
-    """The manifest-level name of a function's DLQ (implied by ``Function.asynchronous``)."""
-    return f"{function_name}-dlq"
+def dlq_name(name: str) -> str:
+    """The manifest-level name of the DLQ of a function (implied by ``Function.asynchronous``) or
+    of a manifest queue."""
+    return f"{name}-dlq"
 
 
-def expected_queues(functions: tuple[Function, ...] = FUNCTIONS, queues: tuple[Queue, ...] = QUEUES) -> set[str]:
+def expected_queues(manifest: Manifest = MANIFEST) -> set[str]:
     """Every queue the manifest implies: function DLQs, its queues and their DLQs."""
-    names = {dlq_name(fn.name) for fn in functions if fn.asynchronous}
-    for queue in queues:
-        names.add(queue.name)
-        if queue.dead_letter:
-            names.add(f"{queue.name}-dlq")
+    names = {dlq_name(fn.name) for fn in manifest.functions if fn.asynchronous}
+    for queue in manifest.queues:
+        names |= {queue.name, dlq_name(queue.name)}
     return names
+
+
+def check_visibility(queue: Queue, manifest: Manifest) -> None:
+    """A consumed queue's visibility timeout covers ``VISIBILITY_FACTOR`` × its consumer's timeout."""
+    if queue.consumer is None:
+        return
+    needed = VISIBILITY_FACTOR * manifest.function(queue.consumer).timeout_seconds
+    if queue.visibility_timeout_seconds < needed:
+        raise ValueError(
+            f"queue {queue.name}: visibility timeout {queue.visibility_timeout_seconds}s is under "
+            f"{VISIBILITY_FACTOR} × the timeout of {queue.consumer} ({needed}s)"
+        )
 
 
 class Asynchronous(Construct):
@@ -43,17 +60,16 @@ class Asynchronous(Construct):
         *,
         stage: StageConfig,
         functions: dict[str, lambda_.Function],
-        specs: tuple[Function, ...] = FUNCTIONS,
-        schedules: tuple[Schedule, ...] = SCHEDULES,
-        queues: tuple[Queue, ...] = QUEUES,
+        manifest: Manifest = MANIFEST,
     ) -> None:
         super().__init__(scope, construct_id)
         self.stage = stage
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.function_dlqs: dict[str, sqs.Queue] = {}
+        self.event_sources: dict[str, event_sources.SqsEventSource] = {}
 
-        for spec in specs:
+        for spec in manifest.functions:
             if not spec.asynchronous:
                 continue
             dlq = self._queue(dlq_name(spec.name), dead_letter_for=f"function {spec.name}")
@@ -64,18 +80,26 @@ class Asynchronous(Construct):
                 max_event_age=Duration.hours(6),
             )
 
-        for queue in queues:
-            dead_letter = None
-            if queue.dead_letter:
-                dead_letter = sqs.DeadLetterQueue(
-                    max_receive_count=5, queue=self._queue(f"{queue.name}-dlq", dead_letter_for=f"queue {queue.name}")
-                )
+        for queue in manifest.queues:
+            check_visibility(queue, manifest)
+            dead_letter = sqs.DeadLetterQueue(
+                max_receive_count=queue.max_receive_count,
+                queue=self._queue(dlq_name(queue.name), dead_letter_for=f"queue {queue.name}"),
+            )
             self.queues[queue.name] = self._queue(
                 queue.name, visibility=Duration.seconds(queue.visibility_timeout_seconds), dead_letter=dead_letter
             )
+            if queue.consumer is not None:
+                # Failed messages of a batch are named in the reply (batchItemFailures) and come
+                # back alone; after max_receive_count receives the redrive policy moves them on.
+                source = event_sources.SqsEventSource(
+                    self.queues[queue.name], batch_size=queue.batch_size, report_batch_item_failures=True
+                )
+                functions[queue.consumer].add_event_source(source)
+                self.event_sources[queue.name] = source
 
         self.rules: dict[str, events.Rule] = {}
-        for schedule in schedules:
+        for schedule in manifest.schedules:
             self.rules[schedule.name] = events.Rule(
                 self,
                 f"Schedule-{schedule.name}",

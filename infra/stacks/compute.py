@@ -1,22 +1,33 @@
 """Every manifest function as a Lambda: arm64, Python 3.12, the ``rampart`` layer plus the
 dependency layers it lists, its own least-privilege role derived from ``Function.uses``, active
-X-Ray tracing, JSON logs into a log group with retention, and the VPC when it uses PostgreSQL."""
+X-Ray tracing, JSON logs into a log group with retention, and the VPC when it uses PostgreSQL.
+
+What a function uses reaches it one way for every resource (:meth:`Compute.bind`): the resource's
+env var (``manifest.env_var``) carries its name, URL or ARN, and its role is granted the
+resource's ``actions`` on it. PostgreSQL alone is special (the RDS Proxy variables of
+docs/cloud.md, IAM auth, the VPC). A ``webhook`` function gets a function URL."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Tags
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import layers as layer_build
-from infra.manifest import FUNCTIONS, RESOURCE_ENV, RESOURCE_TABLE, Function, Resource
+from infra.manifest import MANIFEST, USES_SETTING, Function, Manifest, Postgres, env_var, uses_value
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data
 from infra.stacks.nag import acknowledge
@@ -31,7 +42,6 @@ METRICS_NAMESPACE = "Rampart"
 # Never packaged: byte code, editor and build leftovers.
 JUNK = ["**/__pycache__", "**/*.pyc", "**/.DS_Store", "*.egg-info"]
 
-TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # Lambda's hyperplane ENIs in a VPC; EC2 supports no resource scoping for these.
 VPC_ACTIONS = (
     "ec2:CreateNetworkInterface",
@@ -41,15 +51,44 @@ VPC_ACTIONS = (
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 )
-RESERVED_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE"})
 
 
-def function_code_excludes(name: str) -> list[str]:
-    """Exclude everything under the repository root but ``functions/__init__.py`` and
-    ``functions/<name>/``: the bundle root is the repository root, so the manifest's handler
-    path ``functions.<name>.handler.handler`` imports as written."""
+def _uses_env() -> str:
+    """The variable that lists what a function uses (``name=setting`` pairs, manifest.uses_value):
+    its entry stack checks at cold start that each of those settings is there."""
+    from rampart.core.settings import Settings
+
+    alias = Settings.model_fields[USES_SETTING].alias
+    assert alias is not None
+    return alias
+
+
+USES_ENV = _uses_env()
+RESERVED_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE", USES_ENV})
+
+
+def handler_package(handler: str) -> str:
+    """The folder of a handler's module, e.g. ``functions/health`` for
+    ``functions.health.handler.handler``: what its code asset holds."""
+    *package, _module, _function = handler.split(".")
+    if not package:
+        raise ValueError(f"handler {handler}: expected <package>.<module>.<function>")
+    return "/".join(package)
+
+
+def function_code_excludes(handler: str) -> list[str]:
+    """Exclude everything under the repository root but the handler's package folder and the
+    ``__init__.py`` of each package above it: the bundle root is the repository root, so the
+    manifest's handler path (``functions.<name>.handler.handler``, or a test manifest's
+    ``tests.support.fixture_functions.<name>.handler.handler``) imports as written."""
+    folder = handler_package(handler)
+    parents = folder.split("/")[:-1]
+    kept: list[str] = []
+    for depth in range(1, len(parents) + 1):
+        above = "/".join(parents[:depth])
+        kept += [f"!{above}", f"!{above}/__init__.py"]
     # "*" does not match dot files: ".*" keeps .git, .venv and friends out (and unwalked).
-    return ["*", ".*", "!functions", "!functions/__init__.py", f"!functions/{name}", f"!functions/{name}/**", *JUNK]
+    return ["*", ".*", *kept, f"!{folder}", f"!{folder}/**", *JUNK]
 
 
 @jsii.implements(ILocalBundling)
@@ -85,12 +124,15 @@ def rampart_layer_code() -> lambda_.Code:
     )
 
 
-def environment(spec: Function, stage: StageConfig, data: Data) -> dict[str, str]:
-    """The env contract of docs/cloud.md, derived from ``uses``."""
+def environment(spec: Function, stage: StageConfig, data: Data, manifest: Manifest = MANIFEST) -> dict[str, str]:
+    """The env contract of docs/cloud.md that needs no other resource: the service name, the
+    stage, what the function uses, PostgreSQL's proxy variables, and the manifest's ``env``.
+    :meth:`Compute.bind` adds each other used resource's variable."""
     env = {
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "RAMPART_STAGE": stage.name,
+        USES_ENV: uses_value([spec], manifest),
     }
     if "postgres" in spec.uses:
         env |= {
@@ -99,33 +141,59 @@ def environment(spec: Function, stage: StageConfig, data: Data) -> dict[str, str
             "RAMPART_DB_NAME": data.db_name,
             "RAMPART_DB_USER": data.db_user,
         }
-    for resource, table in RESOURCE_TABLE.items():
-        if resource in spec.uses:
-            env[RESOURCE_ENV[resource]] = data.tables[table].table_name
-    if "jwt_keys" in spec.uses:
-        env[RESOURCE_ENV["jwt_keys"]] = data.jwt_keys.secret_arn
-    if "admin_secret" in spec.uses:
-        env[RESOURCE_ENV["admin_secret"]] = data.admin_secret.secret_arn
+    declared = manifest.resources()
+    bound = {
+        env_var(declared[name])
+        for name in spec.uses
+        if not isinstance(declared[name], Postgres) and declared[name].setting is not None
+    }
     for key, value in spec.env:
-        if key in env or key in RESERVED_ENV:
+        if key in env or key in RESERVED_ENV or key in bound:
             raise ValueError(f"function {spec.name}: env {key} is set by the CDK app from the manifest")
         env[key] = value
     return env
 
 
-def grant(spec: Function, role: iam.Role, data: Data) -> None:
-    """Least privilege from ``uses``: named actions on named resources, never a wildcard action."""
-    uses: frozenset[Resource] = spec.uses
-    if "postgres" in uses:
-        data.proxy.grant_connect(role, data.db_user)
-        data.db_secret.grant_read(role)
-    for resource, table in RESOURCE_TABLE.items():
-        if resource in uses:
-            data.tables[table].grant(role, *TABLE_ACTIONS)
-    if "jwt_keys" in uses:
-        data.jwt_keys.grant_read(role)
-    if "admin_secret" in uses:
-        data.admin_secret.grant_read(role)
+Grant = Callable[[iam.IGrantable, Sequence[str]], object]  # (grantee, actions)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A manifest resource as built: what its env var carries, and how to grant actions on it."""
+
+    value: str
+    grant: Grant
+
+
+def bound_table(table: dynamodb.ITable) -> Bound:
+    return Bound(table.table_name, lambda grantee, actions: table.grant(grantee, *actions))
+
+
+def bound_secret(secret: secretsmanager.ISecret) -> Bound:
+    def grant(grantee: iam.IGrantable, actions: Sequence[str]) -> None:
+        iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[secret.secret_arn])
+
+    return Bound(secret.secret_arn, grant)
+
+
+def bound_queue(queue: sqs.IQueue) -> Bound:
+    return Bound(queue.queue_url, lambda grantee, actions: queue.grant(grantee, *actions))
+
+
+# Actions on a state machine's executions rather than on the machine itself.
+EXECUTION_ACTIONS = frozenset({"states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"})
+
+
+def bound_state_machine(machine: sfn.IStateMachine) -> Bound:
+    def grant(grantee: iam.IGrantable, actions: Sequence[str]) -> None:
+        on_executions = [a for a in actions if a in EXECUTION_ACTIONS]
+        on_machine = [a for a in actions if a not in EXECUTION_ACTIONS]
+        if on_executions:
+            machine.grant_execution(grantee, *on_executions)
+        if on_machine:
+            machine.grant(grantee, *on_machine)
+
+    return Bound(machine.state_machine_arn, grant)
 
 
 class Compute(Construct):
@@ -137,10 +205,12 @@ class Compute(Construct):
         stage: StageConfig,
         network: Network,
         data: Data,
-        functions: tuple[Function, ...] = FUNCTIONS,
+        manifest: Manifest = MANIFEST,
     ) -> None:
         super().__init__(scope, construct_id)
         self.stage = stage
+        self.manifest = manifest
+        functions = manifest.functions
         self.rampart_layer = lambda_.LayerVersion(
             self,
             "RampartLayer",
@@ -162,8 +232,26 @@ class Compute(Construct):
             )
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
+        self.roles: dict[str, iam.Role] = {}
+        self.urls: dict[str, lambda_.FunctionUrl] = {}
         for spec in functions:
             self.functions[spec.name] = self._function(spec, stage, network, data)
+
+    def bind(self, resources: Mapping[str, Bound]) -> None:
+        """Every function gets, for each resource it uses (PostgreSQL aside), the resource's env var
+        and its ``actions`` on it: least privilege, named actions on named resources."""
+        declared = self.manifest.resources()
+        for spec in self.manifest.functions:
+            for name in sorted(spec.uses):
+                resource = declared[name]
+                if isinstance(resource, Postgres):
+                    continue
+                built = resources.get(name)
+                if built is None:
+                    raise ValueError(f"function {spec.name} uses {name}, but nothing was built for it")
+                if resource.setting is not None:
+                    self.functions[spec.name].add_environment(env_var(resource), built.value)
+                built.grant(self.roles[spec.name], resource.actions)
 
     def _function(self, spec: Function, stage: StageConfig, network: Network, data: Data) -> lambda_.Function:
         scope = Construct(self, spec.name)
@@ -175,9 +263,11 @@ class Compute(Construct):
             description=f"Rampart {stage.name} function {spec.name}: what infra/manifest.py says it uses",
         )
         log_group.grant_write(role)
-        grant(spec, role, data)
+        self.roles[spec.name] = role
         in_vpc = "postgres" in spec.uses
         if in_vpc:
+            data.proxy.grant_connect(role, data.db_user)
+            data.db_secret.grant_read(role)
             role.add_to_policy(iam.PolicyStatement(actions=list(VPC_ACTIONS), resources=["*"]))
         fn = lambda_.Function(
             scope,
@@ -185,13 +275,13 @@ class Compute(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=spec.handler,
-            code=lambda_.Code.from_asset(str(ROOT), exclude=function_code_excludes(spec.name)),
+            code=lambda_.Code.from_asset(str(ROOT), exclude=function_code_excludes(spec.handler)),
             layers=[self.rampart_layer, *(self.dependency_layers[name] for name in spec.layers)],
             role=role,
             description=spec.description,
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
-            environment=environment(spec, stage, data),
+            environment=environment(spec, stage, data, self.manifest),
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
@@ -205,6 +295,11 @@ class Compute(Construct):
         assert default_child is not None
         Tags.of(default_child).add(FUNCTION_TAG, spec.name)
         self.log_groups[spec.name] = log_group
+        if spec.kind == "webhook":
+            # Public on purpose (auth type NONE): a payment provider calls it, signing each request,
+            # and the function verifies that signature itself before it acts. IAM auth would need
+            # the provider to sign with AWS credentials, which no provider does.
+            self.urls[spec.name] = fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
 
         acknowledge(
             fn,

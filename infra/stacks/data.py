@@ -1,9 +1,10 @@
 """Stateful resources: Aurora PostgreSQL Serverless v2 behind RDS Proxy, the manifest's DynamoDB
-tables, the documents bucket and the application secrets."""
+tables and secrets, and the documents bucket."""
 
 from __future__ import annotations
 
 import json
+import string
 
 from aws_cdk import Duration, Tags
 from aws_cdk import aws_dynamodb as dynamodb
@@ -14,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.manifest import TABLES, Table
+from infra.manifest import MANIFEST, Manifest, Secret, TwinSecret
 from infra.stacks.config import StageConfig
 from infra.stacks.nag import acknowledge
 from infra.stacks.network import Network
@@ -34,7 +35,7 @@ class Data(Construct):
         *,
         stage: StageConfig,
         network: Network,
-        tables: tuple[Table, ...] = TABLES,
+        manifest: Manifest = MANIFEST,
     ) -> None:
         super().__init__(scope, construct_id)
         vpc = network.vpc
@@ -134,7 +135,7 @@ class Data(Construct):
 
         # --- DynamoDB tables from the manifest -------------------------------------------------
         self.tables: dict[str, dynamodb.Table] = {}
-        for spec in tables:
+        for spec in manifest.tables:
             table = dynamodb.Table(
                 self,
                 f"Table-{spec.name}",
@@ -185,43 +186,69 @@ class Data(Construct):
             removal_policy=stage.removal_policy,
         )
 
-        # --- Application secrets ----------------------------------------------------------------
-        # JWT signing keys: {"active_kid": kid, kid: secret, …}; adding a kid and moving
-        # active_kid rotates without invalidating tokens signed with the previous key.
-        self.jwt_keys = secretsmanager.Secret(
+        # --- Application secrets from the manifest, generated at deploy ----------------------------
+        self.secrets: dict[str, secretsmanager.Secret] = {
+            spec.name: self._secret(spec, stage) for spec in manifest.secrets
+        }
+
+    def _secret(self, spec: Secret, stage: StageConfig) -> secretsmanager.Secret:
+        """A generated secret of the shape its ``twin`` kind names (the twin makes the same shape)."""
+        generator, rotation = SECRET_SHAPES[spec.twin]
+        secret = secretsmanager.Secret(
             self,
-            "JwtKeys",
-            description=f"Rampart {stage.name}: JWT signing keys by kid",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({"active_kid": "k1"}),
-                generate_string_key="k1",
-                password_length=64,
-                exclude_punctuation=True,
-            ),
+            SECRET_IDS.get(spec.name, f"Secret-{spec.name}"),
+            description=f"Rampart {stage.name}: {SECRET_DESCRIPTIONS[spec.twin]}",
+            generate_secret_string=generator,
             removal_policy=stage.removal_policy,
         )
-        acknowledge(
-            self.jwt_keys,
-            "AwsSolutions-SMG4",
-            "Signing keys rotate by adding a kid and moving active_kid (docs/cloud.md, 'Set secrets'); a "
-            "single-value rotation Lambda would invalidate every live token.",
-        )
-        # The admin the migrate function seeds: {"email": …, "password": …}.
-        self.admin_secret = secretsmanager.Secret(
-            self,
-            "AdminSecret",
-            description=f"Rampart {stage.name}: credentials of the seeded admin",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({"email": "admin@rampart.example"}),
-                generate_string_key="password",
-                password_length=32,
-                exclude_punctuation=True,
-            ),
-            removal_policy=stage.removal_policy,
-        )
-        acknowledge(
-            self.admin_secret,
-            "AwsSolutions-SMG4",
-            "Operator-held credentials: an operator changes them (docs/cloud.md, 'Set secrets') and the next "
-            "deploy's migrate run applies them.",
-        )
+        acknowledge(secret, "AwsSolutions-SMG4", rotation)
+        return secret
+
+
+# Construct ids of the secrets that predate the manifest's Secret: a new logical id would replace
+# the secret, and with it every signing key and the admin's password.
+SECRET_IDS = {"jwt_keys": "JwtKeys", "admin": "AdminSecret"}
+SECRET_DESCRIPTIONS: dict[TwinSecret, str] = {
+    "jwt_keys": "JWT signing keys by kid",
+    "admin": "credentials of the seeded admin",
+    "random_key": "a generated key, 64 hex characters",
+}
+HEX_DIGITS = frozenset("0123456789abcdef")
+SECRET_SHAPES: dict[TwinSecret, tuple[secretsmanager.SecretStringGenerator, str]] = {
+    # {"active_kid": kid, kid: secret, …}; adding a kid and moving active_kid rotates without
+    # invalidating tokens signed with the previous key.
+    "jwt_keys": (
+        secretsmanager.SecretStringGenerator(
+            secret_string_template=json.dumps({"active_kid": "k1"}),
+            generate_string_key="k1",
+            password_length=64,
+            exclude_punctuation=True,
+        ),
+        "Signing keys rotate by adding a kid and moving active_kid (docs/cloud.md, 'Set secrets'); a "
+        "single-value rotation Lambda would invalidate every live token.",
+    ),
+    # The admin the migrate function seeds: {"email": …, "password": …}.
+    "admin": (
+        secretsmanager.SecretStringGenerator(
+            secret_string_template=json.dumps({"email": "admin@rampart.example"}),
+            generate_string_key="password",
+            password_length=32,
+            exclude_punctuation=True,
+        ),
+        "Operator-held credentials: an operator changes them (docs/cloud.md, 'Set secrets') and the next "
+        "deploy's migrate run applies them.",
+    ),
+    # 64 lowercase hex characters (32 random bytes), the shape the twin generates.
+    "random_key": (
+        secretsmanager.SecretStringGenerator(
+            password_length=64,
+            exclude_characters="".join(sorted(set(string.ascii_lowercase) - HEX_DIGITS)),
+            exclude_uppercase=True,
+            exclude_punctuation=True,
+            include_space=False,
+            require_each_included_type=False,
+        ),
+        "A random key with no external counterpart: an operator replaces it with put-secret-value "
+        "(docs/cloud.md, 'Set secrets'); a rotation Lambda would only do the same on a timer.",
+    ),
+}

@@ -1,5 +1,5 @@
-"""Alarms (DLQ depth > 0, function errors, API 5xx and p99 latency, state machine failures) to
-one encrypted SNS topic, and one CloudWatch dashboard for the stage."""
+"""Alarms (the depth of every DLQ > 0, function errors, API 5xx and p99 latency, state machine
+failures) to one encrypted SNS topic, and one CloudWatch dashboard for the stage."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Observability(Construct):
         stage: StageConfig,
         functions: Mapping[str, lambda_.Function],
         dead_letter_queues: Mapping[str, sqs.Queue],
-        api: apigw.RestApi,
+        api: apigw.RestApi | None,
         state_machines: Mapping[str, sfn.StateMachine],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -84,15 +84,16 @@ class Observability(Construct):
             )
         for name, fn in functions.items():
             alarm(f"Errors-{name}", fn.metric_errors(period=FIVE_MINUTES, statistic="Sum"), 0, f"{name} failed")
-        api_stage = api.deployment_stage
-        alarm("Api5xx", api_stage.metric_server_error(period=FIVE_MINUTES, statistic="Sum"), 0, "API answered 5xx")
-        alarm(
-            "ApiLatencyP99",
-            api_stage.metric_latency(period=FIVE_MINUTES, statistic="p99"),
-            stage.api_p99_latency_ms,
-            f"API p99 latency above {stage.api_p99_latency_ms} ms for 15 minutes",
-            periods=3,
-        )
+        if api is not None:
+            api_stage = api.deployment_stage
+            alarm("Api5xx", api_stage.metric_server_error(period=FIVE_MINUTES, statistic="Sum"), 0, "API answered 5xx")
+            alarm(
+                "ApiLatencyP99",
+                api_stage.metric_latency(period=FIVE_MINUTES, statistic="p99"),
+                stage.api_p99_latency_ms,
+                f"API p99 latency above {stage.api_p99_latency_ms} ms for 15 minutes",
+                periods=3,
+            )
         for name, machine in state_machines.items():
             alarm(f"Failed-{name}", machine.metric_failed(period=FIVE_MINUTES, statistic="Sum"), 0, f"{name} failed")
             alarm(
@@ -103,21 +104,25 @@ class Observability(Construct):
             )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"rampart-{stage.name}")
+        if api is not None:
+            api_stage = api.deployment_stage
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="API requests and errors",
+                    left=[api_stage.metric_count(period=FIVE_MINUTES)],
+                    right=[
+                        api_stage.metric_client_error(period=FIVE_MINUTES),
+                        api_stage.metric_server_error(period=FIVE_MINUTES),
+                    ],
+                    width=12,
+                ),
+                cloudwatch.GraphWidget(
+                    title="API latency",
+                    left=[api_stage.metric_latency(period=FIVE_MINUTES, statistic=s) for s in ("p50", "p90", "p99")],
+                    width=12,
+                ),
+            )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="API requests and errors",
-                left=[api_stage.metric_count(period=FIVE_MINUTES)],
-                right=[
-                    api_stage.metric_client_error(period=FIVE_MINUTES),
-                    api_stage.metric_server_error(period=FIVE_MINUTES),
-                ],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="API latency",
-                left=[api_stage.metric_latency(period=FIVE_MINUTES, statistic=s) for s in ("p50", "p90", "p99")],
-                width=12,
-            ),
             cloudwatch.GraphWidget(
                 title="Function errors",
                 left=[fn.metric_errors(period=FIVE_MINUTES, label=name) for name, fn in functions.items()],

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.manifest import Manifest
 
 FUNCTION_TAG = "rampart:function"
 QUEUE_TAG = "rampart:queue"
@@ -212,16 +215,19 @@ def all_dependencies(template: Template, logical_id: str) -> set[str]:
 # --- the same shapes, from the manifest --------------------------------------------------------
 
 
-def manifest_route_table() -> set[RouteEntry]:
-    from infra import manifest
+def manifest_route_table(manifest: Manifest | None = None) -> set[RouteEntry]:
+    """The route table ``manifest`` (Rampart's by default) declares."""
+    from infra.manifest import MANIFEST
 
-    return {RouteEntry(route.method, route.path, fn.name, route.auth) for route, fn in manifest.routes()}
+    declared = manifest or MANIFEST
+    return {RouteEntry(route.method, route.path, fn.name, route.auth) for route, fn in declared.routes()}
 
 
-def manifest_triggers() -> Triggers:
-    from infra import manifest
+def manifest_triggers(manifest: Manifest | None = None) -> Triggers:
+    from infra.manifest import MANIFEST
 
+    declared = manifest or MANIFEST
     return Triggers(
-        schedules=frozenset(ScheduleEntry(s.name, s.rate, s.function) for s in manifest.SCHEDULES),
-        deploy=frozenset(fn.name for fn in manifest.FUNCTIONS if fn.kind == "deploy"),
+        schedules=frozenset(ScheduleEntry(s.name, s.rate, s.function) for s in declared.schedules),
+        deploy=frozenset(fn.name for fn in declared.of_kind("deploy")),
     )

@@ -7,10 +7,10 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack, Tags
 from constructs import Construct
 
-from infra import manifest
+from infra.manifest import MANIFEST, Manifest
 from infra.stacks.api import Api
 from infra.stacks.asynchronous import Asynchronous
-from infra.stacks.compute import Compute
+from infra.stacks.compute import Bound, Compute, bound_queue, bound_secret, bound_state_machine, bound_table
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data
 from infra.stacks.migrations import Migrations
@@ -23,8 +23,24 @@ def stack_name(stage: str) -> str:
     return f"rampart-{stage}"
 
 
+def output_id(name: str, suffix: str) -> str:
+    """A CloudFormation output id from a manifest name: ``jwt_keys`` → ``JwtKeys<suffix>``."""
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_")) + suffix
+
+
 class RampartStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig, **kwargs: Any) -> None:
+    """Built from a :class:`~infra.manifest.Manifest`: Rampart's by default; tests hand it a
+    manifest of fixture functions (never deployed)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        manifest: Manifest = MANIFEST,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -33,18 +49,38 @@ class RampartStack(Stack):
             **kwargs,
         )
         manifest.check()
+        self.manifest = manifest
         untaggable = ["AWS::RDS::DBProxyTargetGroup"]  # CloudFormation takes no Tags there
         Tags.of(self).add("project", "rampart", exclude_resource_types=untaggable)
         Tags.of(self).add("rampart:stage", stage.name, exclude_resource_types=untaggable)
 
         self.network = Network(self, "Network", stage=stage)
-        self.data = Data(self, "Data", stage=stage, network=self.network)
-        self.compute = Compute(self, "Compute", stage=stage, network=self.network, data=self.data)
-        self.asynchronous = Asynchronous(self, "Async", stage=stage, functions=self.compute.functions)
-        self.workflows = Workflows(
-            self, "Workflows", stage=stage, functions=self.compute.functions, queues=self.asynchronous.queues
+        self.data = Data(self, "Data", stage=stage, network=self.network, manifest=manifest)
+        self.compute = Compute(self, "Compute", stage=stage, network=self.network, data=self.data, manifest=manifest)
+        self.asynchronous = Asynchronous(
+            self, "Async", stage=stage, functions=self.compute.functions, manifest=manifest
         )
-        self.api = Api(self, "Api", stage=stage, functions=self.compute.functions)
+        self.workflows = Workflows(
+            self,
+            "Workflows",
+            stage=stage,
+            functions=self.compute.functions,
+            queues=self.asynchronous.queues,
+            state_machines=manifest.state_machines,
+        )
+        bound: dict[str, Bound] = {
+            **{name: bound_table(table) for name, table in self.data.tables.items()},
+            **{name: bound_secret(secret) for name, secret in self.data.secrets.items()},
+            **{name: bound_queue(queue) for name, queue in self.asynchronous.queues.items()},
+            **{name: bound_state_machine(m) for name, m in self.workflows.state_machines.items()},
+        }
+        self.compute.bind(bound)
+        # No REST API for a manifest without routes (a test manifest of other kinds).
+        self.api = (
+            Api(self, "Api", stage=stage, functions=self.compute.functions, manifest=manifest)
+            if manifest.routes()
+            else None
+        )
         self.migrations = [
             Migrations(
                 self,
@@ -52,9 +88,9 @@ class RampartStack(Stack):
                 handler=self.compute.functions[spec.name],
                 timeout=Duration.seconds(spec.timeout_seconds),
                 after=[self.data],
-                before=[self.api],
+                before=[self.api] if self.api else [],
             )
-            for i, spec in enumerate(fn for fn in manifest.FUNCTIONS if fn.kind == "deploy")
+            for i, spec in enumerate(manifest.of_kind("deploy"))
         ]
         self.observability = Observability(
             self,
@@ -62,15 +98,19 @@ class RampartStack(Stack):
             stage=stage,
             functions=self.compute.functions,
             dead_letter_queues=self.asynchronous.dead_letter_queues,
-            api=self.api.rest_api,
+            api=self.api.rest_api if self.api else None,
             state_machines=self.workflows.state_machines,
         )
 
-        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API")
+        if self.api:
+            CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API")
         CfnOutput(self, "DbProxyEndpoint", value=self.data.proxy.endpoint)
         CfnOutput(self, "DbSecretArn", value=self.data.db_secret.secret_arn)
-        CfnOutput(self, "JwtKeysSecretArn", value=self.data.jwt_keys.secret_arn)
-        CfnOutput(self, "AdminSecretArn", value=self.data.admin_secret.secret_arn)
+        for name, secret in self.data.secrets.items():
+            CfnOutput(self, output_id(name, "SecretArn"), value=secret.secret_arn)
         CfnOutput(self, "DocumentsBucket", value=self.data.documents.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
-        CfnOutput(self, "MigrateFunction", value=self.compute.functions["migrate"].function_name)
+        for spec in manifest.of_kind("deploy"):
+            CfnOutput(self, output_id(spec.name, "Function"), value=self.compute.functions[spec.name].function_name)
+        for name, url in self.compute.urls.items():
+            CfnOutput(self, output_id(name, "Url"), value=url.url, description=f"Function URL of webhook {name}")

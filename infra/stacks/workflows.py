@@ -1,7 +1,7 @@
-"""Step Functions: every manifest state machine loaded from its ``statemachines/*.asl.json`` with
-``DefinitionBody.from_file`` and the manifest's substitutions (function ARNs, queue URLs);
-Standard type, logging ALL to CloudWatch, X-Ray tracing, and permission to exactly the functions
-and queues it names."""
+"""Step Functions: every manifest state machine loaded from its ASL file (``definition``, a path
+from the repository root) with ``DefinitionBody.from_file`` and the manifest's substitutions
+(``worker`` function ARNs, queue URLs); Standard type, logging ALL to CloudWatch, X-Ray tracing,
+and a role that may invoke exactly the functions and send to exactly the queues it names."""
 
 from __future__ import annotations
 

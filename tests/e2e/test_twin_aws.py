@@ -45,6 +45,8 @@ class Local:
 def local(tmp_path: Any, pg_url: str) -> Iterator[Local]:
     from infra.local import twin
     from rampart.adapters.postgres import db
+    from rampart.core.settings import reset_settings
+    from rampart.wiring import ledger as wiring
 
     if twin._active is not None:
         pytest.skip("a twin runs in this process (RAMPART_E2E_TWIN=inprocess): its moto is the one to use")
@@ -52,7 +54,9 @@ def local(tmp_path: Any, pg_url: str) -> Iterator[Local]:
     started = aws.LocalAws(state_dir=tmp_path, admin_email="admin@example.com", admin_password="x" * 12)
     started.start()
     os.environ["DATABASE_URL"] = pg_url
+    reset_settings()
     db.reset_database()
+    wiring.reset()
     boom_dlq = started.client("sqs").create_queue(QueueName="rampart-local-boom-dlq")["QueueUrl"]
     registry = LambdaRegistry((*manifest.FUNCTIONS, BOOM), dlqs={"boom": boom_dlq})
     bridge = LambdaBridge(registry)
@@ -63,6 +67,7 @@ def local(tmp_path: Any, pg_url: str) -> Iterator[Local]:
         bridge.uninstall()
         registry.close()
         db.reset_database()
+        wiring.reset()
         started.stop()
         os.environ.clear()
         os.environ.update(saved)

@@ -380,18 +380,22 @@ def test_lambda_context_counts_down_from_the_manifest_timeout() -> None:
 def test_function_environment_is_the_union_of_what_functions_use() -> None:
     deployment = aws.Deployment(
         tables={"idempotency": "t-idem", "rate_limits": "t-rate"},
-        secrets={"jwt_keys": "arn:jwt", "admin_secret": "arn:admin"},
+        secrets={s.name: f"arn:{s.name}" for s in manifest.SECRETS},
     )
     env = function_environment(deployment, "postgresql://db")
     assert env["DATABASE_URL"] == "postgresql://db"
     assert env["RAMPART_IDEMPOTENCY_TABLE"] == "t-idem"
     assert env["RAMPART_RATE_LIMIT_TABLE"] == "t-rate"
-    assert env["RAMPART_JWT_SECRET_ARN"] == "arn:jwt"
+    assert env["RAMPART_JWT_SECRET_ARN"] == "arn:jwt_keys"
     assert env["RAMPART_ADMIN_SECRET_ARN"] == "arn:admin"
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"
-    clash = (
-        manifest.Function("a", "m.h", "", env=(("X", "1"),)),
-        manifest.Function("b", "m.h", "", env=(("X", "2"),)),
+    used = {name for fn in manifest.FUNCTIONS for name in fn.uses}
+    assert {pair.split("=")[0] for pair in env["RAMPART_USES"].split(",")} == used
+    clash = manifest.Manifest(
+        functions=(
+            manifest.Function("a", "m.h", "", env=(("X", "1"),)),
+            manifest.Function("b", "m.h", "", env=(("X", "2"),)),
+        )
     )
     with pytest.raises(ValueError, match="X"):
         function_environment(deployment, "postgresql://db", clash)

@@ -129,12 +129,14 @@ def test_triggers_are_the_manifest(client: Client) -> None:
     assert set(triggers["deploy"]) == {fn.name for fn in manifest.FUNCTIONS if fn.kind == "deploy"}
     expected_queues = {f"{fn.name}-dlq" for fn in manifest.FUNCTIONS if fn.asynchronous}
     for queue in manifest.QUEUES:
-        expected_queues |= {queue.name, f"{queue.name}-dlq"} if queue.dead_letter else {queue.name}
+        expected_queues |= {queue.name, f"{queue.name}-dlq"}  # every queue has its DLQ
     queues = {q["name"]: q for q in triggers["queues"]}
     assert set(queues) == expected_queues
     for fn in manifest.FUNCTIONS:
         if fn.asynchronous:
             assert queues[f"{fn.name}-dlq"]["dead_letter_queue_of"] == fn.name
+    for queue in manifest.QUEUES:
+        assert queues[f"{queue.name}-dlq"]["dead_letter_queue_of"] == queue.name
     tables = {t["name"]: (t["partition_key"], t["sort_key"], t["ttl_attribute"]) for t in triggers["tables"]}
     assert tables == {t.name: (t.partition_key, t.sort_key, t.ttl_attribute) for t in manifest.TABLES}
     assert {m["name"] for m in triggers["state_machines"]} == {sm.name for sm in manifest.STATE_MACHINES}

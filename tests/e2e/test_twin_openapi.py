@@ -88,6 +88,25 @@ def test_the_twin_serves_the_committed_document(client: Client) -> None:
     assert client.get("/openapi.json").body == committed()
 
 
+def test_every_operation_has_a_declared_tag_and_a_one_line_summary() -> None:
+    """What a reader of /docs expects: the operations grouped under the document's tags (each with
+    a description, none empty), every operation with a summary of its own."""
+    document = committed()
+    declared = [tag["name"] for tag in document["tags"]]
+    assert declared == [tag["name"] for tag in openapi.TAGS]
+    assert all(tag["description"] for tag in document["tags"])
+    used = set()
+    for (method, path), operation in operations(document).items():
+        assert len(operation.get("tags", [])) == 1, (method, path)
+        assert operation["tags"][0] in declared, (method, path)
+        summary = operation.get("summary", "")
+        assert summary, (method, path)
+        assert "\n" not in summary, (method, path)
+        assert summary != f"{method} {path}", (method, path)  # Powertools' default: no summary given
+        used.add(operation["tags"][0])
+    assert used == set(declared), "a declared tag without operations"
+
+
 def test_every_endpoint_of_api_md_is_in_the_document() -> None:
     expected = api_md_endpoints(api_md())
     assert ("POST", "/v1/transfers") in expected  # the parser found the tables

@@ -1,20 +1,26 @@
 """The CDK app, synthesized once per test run exactly as ``make synth`` does (``infra/app.py``,
-every stage, cdk-nag on) into a temporary cloud assembly that the infra tests read.
+every stage, cdk-nag on) into a temporary cloud assembly that the infra tests read; and the test
+manifest of fixture functions (tests/support/fixture_manifest.py: one of each new kind, never
+deployed), synthesized once in process (dev only, cdk-nag on) for the tests of those kinds.
 
-Under pytest-xdist every worker gets the same assembly: the first worker to ask synthesizes it
+Under pytest-xdist every worker gets the same assemblies: the first worker to ask synthesizes one
 under a file lock in the run's shared temporary folder, the others wait and read it. (pytest-xdist
 3.8's ``--dist loadgroup`` does not group under pytest 9 — it renames ``Item._nodeid``, which
-pytest 9 no longer reads — so a session fixture alone would synthesize once per worker.)"""
+pytest 9 no longer reads — so a session fixture alone would synthesize once per worker.)
+
+The checks both assemblies go through live here too: :func:`lint_problems` (cfn-lint),
+:func:`nag_violations` (cdk-nag's report) and :func:`acknowledgment_problems`."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,9 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from aws_cdk import Validations
 from aws_cdk.assertions import Template
+from cfnlint.api import ManualArgs, lint_file
 
 from infra.stacks import STAGES, stack_name
 
@@ -75,19 +83,35 @@ def _synthesize(outdir: Path) -> None:
     work.rename(outdir)
 
 
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Cloud:
+def _synthesize_fixture_manifest(outdir: Path) -> None:
+    """The test manifest of fixture functions, synthesized in this process (dev only, cdk-nag on,
+    findings reported rather than raised)."""
+    from infra.stacks import build_app
+    from tests.support.fixture_manifest import FIXTURE_MANIFEST
+
+    work = outdir.with_name(outdir.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    app, _ = build_app(["dev"], outdir=str(work), context=NO_FAIL, manifest=FIXTURE_MANIFEST)
+    app.synth()
+    (work / DONE).write_text(json.dumps({"returncode": 0, "stderr": ""}))
+    work.rename(outdir)
+
+
+def _assembly(
+    tmp_path_factory: pytest.TempPathFactory, name: str, synthesize: Callable[[Path], None], stages: Iterable[str]
+) -> Cloud:
+    """The assembly ``name`` of this run, synthesized by the first worker that asks for it."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per run
-    outdir = shared / "rampart-cdk.out"
-    with (shared / "rampart-cdk.lock").open("w") as lock:
+    outdir = shared / f"{name}.out"
+    with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (outdir / DONE).exists():
-            _synthesize(outdir)
+            synthesize(outdir)
     run = json.loads((outdir / DONE).read_text())
-    names = {stage: stack_name(stage) for stage in STAGES}
+    names = {stage: stack_name(stage) for stage in stages}
     missing = [n for n in names.values() if not (outdir / f"{n}.template.json").is_file()]
-    assert not missing, f"infra/app.py exited {run['returncode']} without {missing}:\n{run['stderr']}"
+    assert not missing, f"synthesis exited {run['returncode']} without {missing}:\n{run['stderr']}"
     return Cloud(
         returncode=run["returncode"],
         stderr=run["stderr"],
@@ -97,6 +121,69 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Cloud:
         manifest=json.loads((outdir / "manifest.json").read_text()),
         report=json.loads((outdir / "validation-report.json").read_text()),
     )
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Cloud:
+    return _assembly(tmp_path_factory, "rampart-cdk", _synthesize, STAGES)
+
+
+@pytest.fixture(scope="session")
+def fixture_cloud(tmp_path_factory: pytest.TempPathFactory) -> Cloud:
+    """The fixture manifest's assembly: one stage, ``dev``."""
+    return _assembly(tmp_path_factory, "fixture-cdk", _synthesize_fixture_manifest, ["dev"])
+
+
+# --- checks every assembly goes through ---------------------------------------------------------
+
+# W3005 (a DependsOn that a Ref already implies) is the one warning allowed: aws-cdk-lib emits it.
+ALLOWED_LINT = {"W3005"}
+ACK_KEY = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+NAG_RULE_ID = re.compile(r"^AwsSolutions-[A-Z]+[0-9]+(\[.+\])?$")
+
+
+def lint_problems(cloud: Cloud, stage: str) -> list[str]:
+    """cfn-lint's findings on a stage's template, but the allowed warnings."""
+    template = cloud.outdir / f"{stack_name(stage)}.template.json"
+    matches = lint_file(Path(template), config=ManualArgs(regions=["us-east-1"]))
+    return [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches if m.rule.id not in ALLOWED_LINT]
+
+
+def nag_violations(report: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(plugin, rule, construct paths) of every unacknowledged finding in a validation report."""
+    return [
+        (plugin["pluginName"], v["ruleName"], [c.get("constructPath", "?") for c in v.get("violatingConstructs", [])])
+        for plugin in report.get("pluginReports", [])
+        for v in plugin.get("violations", [])
+    ]
+
+
+def acknowledgments(cloud: Cloud, stage: str) -> list[tuple[str, str, str]]:
+    """(construct path, rule, reason) of every cdk-nag acknowledgment in a stage's metadata."""
+    found = []
+    for path, entries in cloud.metadata[stage].items():
+        for entry in entries:
+            if entry["type"] != ACK_KEY:
+                continue
+            for qualified, reason in entry["data"].items():
+                rule = qualified.rpartition("::")[2]  # stored qualified, e.g. Annotation::AwsSolutions-XX
+                if rule.startswith("AwsSolutions-"):  # not aws-cdk-lib's own, of CloudFormation validation
+                    found.append((path, rule, str(reason)))
+    return found
+
+
+def acknowledgment_problems(cloud: Cloud, stage: str) -> list[str]:
+    """Every acknowledgment sits on a named resource (never a stack or an umbrella construct),
+    names a well-formed rule and gives a real reason."""
+    problems = []
+    for path, rule, reason in acknowledgments(cloud, stage):
+        if len(path.strip("/").split("/")) < 3:
+            problems.append(f"{rule} acknowledged stack-wide or on an umbrella construct: {path}")
+        if not NAG_RULE_ID.match(rule):
+            problems.append(f"{rule} at {path}: not a rule id")
+        if len(reason.strip()) < 20:
+            problems.append(f"{rule} at {path}: give a real reason")
+    return problems
 
 
 @pytest.fixture(scope="session")

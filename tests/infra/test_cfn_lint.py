@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from cfnlint.api import ManualArgs, lint_file
 
 from infra.stacks import STAGES, stack_name
-from tests.infra.conftest import Cloud
-
-ALLOWED_WARNINGS = {"W3005"}
+from tests.infra.conftest import Cloud, lint_problems
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_cfn_lint(cloud: Cloud, stage: str) -> None:
-    template = cloud.outdir / f"{stack_name(stage)}.template.json"
-    matches = lint_file(Path(template), config=ManualArgs(regions=["us-east-1"]))
-    problems = [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches if m.rule.id not in ALLOWED_WARNINGS]
-    assert problems == []
+    assert lint_problems(cloud, stage) == []
 
 
 def test_every_template_is_linted(cloud: Cloud) -> None:

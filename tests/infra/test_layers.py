@@ -11,6 +11,7 @@ import pytest
 
 from infra import layers, manifest
 from infra.stacks import readback
+from infra.stacks.compute import handler_package
 from tests.infra.conftest import Cloud
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ def test_function_asset_holds_only_its_own_code(
 ) -> None:
     folder = cloud.asset_dir(_function(dev_json, spec.name)["Code"]["S3Key"])
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert handler_package(spec.handler) == f"functions/{spec.name}"
     assert "functions/__init__.py" in files
     assert all(f == "functions/__init__.py" or f.startswith(f"functions/{spec.name}/") for f in files), files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from typing import Any
 
 import pytest
@@ -50,20 +51,58 @@ def test_function_matches_manifest(dev: Template, spec: manifest.Function) -> No
 def test_env_contract_follows_uses(dev_json: dict[str, Any], spec: manifest.Function) -> None:
     props = dev_json["Resources"][_function_id(dev_json, spec.name)]["Properties"]
     env = props["Environment"]["Variables"]
-    expected = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE"}
+    expected = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE", "RAMPART_USES"}
+    declared = manifest.resources()
     if "postgres" in spec.uses:
         expected |= {"RAMPART_DB_SECRET_ARN", "RAMPART_DB_PROXY_ENDPOINT", "RAMPART_DB_NAME", "RAMPART_DB_USER"}
-    expected |= {manifest.RESOURCE_ENV[r] for r in manifest.RESOURCE_TABLE if r in spec.uses}
-    if "jwt_keys" in spec.uses:
-        expected.add("RAMPART_JWT_SECRET_ARN")
-    if "admin_secret" in spec.uses:
-        expected.add("RAMPART_ADMIN_SECRET_ARN")
+    expected |= {manifest.env_var(declared[name]) for name in spec.uses if name != "postgres"}
     expected |= {key for key, _ in spec.env}
     assert set(env) == expected
     assert env["POWERTOOLS_SERVICE_NAME"] == spec.name
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Rampart"
+    assert env["RAMPART_USES"] == manifest.uses_value([spec])
+    for name in spec.uses & {t.name for t in manifest.TABLES}:
+        table_id = {v: k for k, v in readback.tagged(dev_json, "AWS::DynamoDB::Table", readback.TABLE_TAG).items()}
+        assert env[manifest.env_var(declared[name])] == {"Ref": table_id[name]}, name
     assert ("VpcConfig" in props) == ("postgres" in spec.uses), "exactly the PostgreSQL users run in the VPC"
     assert len(props["Layers"]) == 1 + len(spec.layers), "the rampart layer plus one per dependency layer"
+
+
+def test_the_existing_secrets_keep_their_logical_ids_and_shapes(dev_json: dict[str, Any]) -> None:
+    """Replacing a secret would replace its value: every signing key and the admin's password."""
+    secrets = _of_type(dev_json, "AWS::SecretsManager::Secret")
+    jwt = next(v for k, v in secrets.items() if k.startswith("DataJwtKeys"))["Properties"]["GenerateSecretString"]
+    assert json.loads(jwt["SecretStringTemplate"]) == {"active_kid": "k1"}
+    assert (jwt["GenerateStringKey"], jwt["PasswordLength"]) == ("k1", 64)
+    admin = next(v for k, v in secrets.items() if k.startswith("DataAdminSecret"))["Properties"]
+    assert json.loads(admin["GenerateSecretString"]["SecretStringTemplate"]) == {"email": "admin@rampart.example"}
+    assert admin["GenerateSecretString"]["GenerateStringKey"] == "password"
+
+
+@pytest.mark.parametrize("spec", manifest.SECRETS, ids=lambda s: s.name)
+def test_every_manifest_secret_is_generated_and_reaches_its_users(
+    dev_json: dict[str, Any], spec: manifest.Secret
+) -> None:
+    users = [fn for fn in manifest.FUNCTIONS if spec.name in fn.uses]
+    arns = {
+        json.dumps(
+            dev_json["Resources"][_function_id(dev_json, fn.name)]["Properties"]["Environment"]["Variables"][
+                manifest.env_var(spec)
+            ]
+        )
+        for fn in users
+    }
+    assert len(arns) <= 1, "one secret per manifest secret"
+    for arn in arns:
+        (secret_id,) = readback.referenced_logical_ids(json.loads(arn))
+        generated = dev_json["Resources"][secret_id]["Properties"]["GenerateSecretString"]
+        if spec.twin == "random_key":  # 64 lowercase hex characters, the twin's shape
+            assert generated["PasswordLength"] == 64
+            assert "SecretStringTemplate" not in generated
+            assert generated["ExcludeUppercase"] is True
+            assert generated["ExcludePunctuation"] is True
+            assert not generated.get("IncludeSpace")
+            assert set(string.ascii_lowercase) - set(generated["ExcludeCharacters"]) == set("abcdef")
 
 
 def test_every_function_has_its_own_role_and_log_group(dev_json: dict[str, Any]) -> None:
@@ -331,7 +370,7 @@ def test_function_roles_are_least_privilege(dev_json: dict[str, Any]) -> None:
     for spec in manifest.FUNCTIONS:
         role = dev_json["Resources"][_function_id(dev_json, spec.name)]["Properties"]["Role"]["Fn::GetAtt"][0]
         text = " ".join(t for t in policy_text.values() if f'"{role}"' in t)
-        assert ("dynamodb:" in text) == bool(spec.uses & {"idempotency_table", "rate_limit_table"}), spec.name
+        assert ("dynamodb:" in text) == bool(spec.uses & {t.name for t in manifest.TABLES}), spec.name
         assert ("rds-db:connect" in text) == ("postgres" in spec.uses), spec.name
         assert "sqs:SendMessage" in text if spec.asynchronous else "sqs:" not in text, spec.name
 
@@ -367,7 +406,9 @@ def test_alarms_and_dashboard(dev_json: dict[str, Any], dev: Template) -> None:
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in alarms:
         by_metric.setdefault(alarm["MetricName"], []).append(alarm)
-    dlqs = [f for f in manifest.FUNCTIONS if f.asynchronous]
+    dlqs = {dlq_name(f.name) for f in manifest.FUNCTIONS if f.asynchronous} | {
+        dlq_name(q.name) for q in manifest.QUEUES
+    }
     assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(dlqs)
     assert all(a["Threshold"] == 0 for a in by_metric["ApproximateNumberOfMessagesVisible"])
     assert len(by_metric["Errors"]) == len(manifest.FUNCTIONS)

@@ -71,12 +71,15 @@ def test_environment_is_validated_on_the_first_invocation(auth_env: None, monkey
 
 
 def test_settings_name_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rampart.core.settings import ConfigurationError, validated
+    """What a function uses reaches it as RAMPART_USES (resource=setting pairs, from the manifest)."""
+    from rampart.core.settings import ConfigurationError, reset_settings, validated
 
     for name in ("DATABASE_URL", "RAMPART_DB_PROXY_ENDPOINT", "RAMPART_JWT_SECRET_ARN", "RAMPART_JWT_KEYS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAMPART_USES", "jwt_keys=jwt_secret_arn,postgres=database_url")
+    reset_settings()
     with pytest.raises(ConfigurationError, match=r"DATABASE_URL.*RAMPART_JWT_SECRET_ARN"):
-        validated({"database", "jwt_keys"})
+        validated()
     monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
     monkeypatch.setenv("RAMPART_JWT_KEYS", "{}")
-    assert validated({"database", "jwt_keys"}).database_url == "postgresql://x/y"
+    assert validated().database_url == "postgresql://x/y"  # a failed validation reads the environment again

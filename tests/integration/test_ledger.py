@@ -582,3 +582,26 @@ def test_the_schema_backstops_the_rules(
     ledger.transfer(owner, pay(a, b, "1.00", timeout=60))
     with pytest.raises(psycopg.errors.CheckViolation):
         raw.execute(statement, {"a": a.id})
+
+
+# one shape, derived ---------------------------------------------------------------------------
+
+
+def test_the_store_reads_exactly_what_the_schema_has(db: PooledDatabase) -> None:
+    """The store derives its column lists from the domain dataclasses (the one definition of each
+    shape in Python): the tables and the ``ledger.outcome`` type must name the same columns."""
+    from rampart.adapters.postgres import ledger_store
+
+    with db.connection() as conn:
+
+        def columns(relation: str) -> set[str]:
+            rows = conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (relation,),
+            ).fetchall()
+            return {name for (name,) in rows}
+
+        assert set(ledger_store._ACCOUNT_COLUMNS) <= columns("ledger.accounts")
+        assert set(ledger_store._ENTRY_COLUMNS) <= columns("ledger.entries")
+        assert columns("ledger.outcome") == {"error", "error_index", *ledger_store._TRANSFER_COLUMNS}
+        assert set(ledger_store._TRANSFER_COLUMNS) - {"replayed"} <= columns("ledger.transfers")

@@ -223,13 +223,20 @@ def percentile(values: list[float], q: int) -> float:
 # cold start --------------------------------------------------------------------------------------
 
 
-def resource_env(resource: manifest.Resource) -> dict[str, str]:
+def resource_env(name: str) -> dict[str, str]:
     """What the CDK app puts in a function's environment for a resource it uses, with dummy values."""
-    if resource == "postgres":
+    resource = manifest.resources()[name]
+    if isinstance(resource, manifest.Postgres):
         return CLOUD_DB_ENV
-    if resource in manifest.RESOURCE_TABLE:
-        return {manifest.RESOURCE_ENV[resource]: f"rampart-bench-{manifest.RESOURCE_TABLE[resource]}"}
-    return {manifest.RESOURCE_ENV[resource]: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-{resource}"}
+    if resource.setting is None:
+        return {}
+    if isinstance(resource, manifest.Table):
+        return {manifest.env_var(resource): f"rampart-bench-{name}"}
+    if isinstance(resource, manifest.Queue):
+        return {manifest.env_var(resource): f"https://sqs.us-east-1.amazonaws.com/123456789012/rampart-bench-{name}"}
+    if isinstance(resource, manifest.StateMachine):
+        return {manifest.env_var(resource): f"arn:aws:states:us-east-1:123456789012:stateMachine:rampart-bench-{name}"}
+    return {manifest.env_var(resource): f"arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-{name}"}
 
 
 def lambda_env(fn: manifest.Function | None, pycache: Path) -> dict[str, str]:
@@ -254,6 +261,7 @@ def lambda_env(fn: manifest.Function | None, pycache: Path) -> dict[str, str]:
     if fn is not None:
         for resource in sorted(fn.uses):
             env |= resource_env(resource)
+        env["RAMPART_USES"] = manifest.uses_value([fn])
         env |= dict(fn.env)
     return env
 

@@ -18,9 +18,11 @@ from tests.support.aws import IDEMPOTENCY_TABLE, RATE_LIMIT_TABLE, create_tables
 def reset_singletons() -> None:
     from rampart.adapters.aws.secrets import reset_secrets
     from rampart.adapters.postgres.db import reset_database
+    from rampart.core.settings import reset_settings
     from rampart.wiring import auth as auth_wiring
     from rampart.wiring import ledger as wiring
 
+    reset_settings()
     auth_wiring.reset()
     wiring.reset()
     reset_secrets()

@@ -14,27 +14,25 @@ A handler module is thin::
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
-import re
 import uuid
-import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from rampart.api.problems import PROBLEM_JSON, problem_json
+from rampart.core import jsonbody
 from rampart.core.errors import DomainError, Forbidden, NotFound, Unauthorized
-from rampart.core.settings import Need
 
 MAX_BODY_BYTES = 256 * 1024
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 log = logging.getLogger("rampart.api")
@@ -63,10 +61,9 @@ def _header(event: dict[str, Any], name: str) -> str | None:
 
 
 def correlation_id_of(event: dict[str, Any]) -> str:
-    given = _header(event, "X-Correlation-Id")
-    if given and _CORRELATION_RE.match(given):
-        return given
-    return str(uuid.uuid4())
+    from rampart.core.entry import valid_correlation_id
+
+    return valid_correlation_id(_header(event, "X-Correlation-Id")) or str(uuid.uuid4())
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:
@@ -83,26 +80,50 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 
 def _body_problem(event: dict[str, Any]) -> tuple[int, str, str] | None:
-    """Checks on a request body that come before routing and validation: size, then type."""
+    """Checks on a request body that come before routing and validation: size, then type, then
+    the bounded parse of :mod:`rampart.core.jsonbody` (UTF-8, depth, number literals, strict JSON).
+    Every entry stack of a function that takes a JSON body calls this before anything reads it."""
     body = event.get("body")
-    if event.get("httpMethod") not in _BODY_METHODS or not body:
+    if event.get("httpMethod") not in _BODY_METHODS or not body or not isinstance(body, str):
         return None
-    if len(body.encode()) > MAX_BODY_BYTES:
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         return 413, "payload-too-large", "the body is over 256 KB"
-    content_type = (_header(event, "Content-Type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        return 415, "unsupported-media-type", "send the body as application/json"
-    if event.get("isBase64Encoded") and not _utf8(body):  # bytes that are no text cannot be JSON
-        return 400, "malformed-request", "the body is not valid JSON"
+    if not _json_content_type(event):
+        return 415, "unsupported-media-type", "send the body as application/json (UTF-8), one Content-Type"
+    _canonical_content_type(event)
+    try:
+        jsonbody.parse(body, base64_encoded=bool(event.get("isBase64Encoded")))
+    except jsonbody.MalformedBody as exc:
+        return 400, "malformed-request", exc.message
     return None
 
 
-def _utf8(encoded: str) -> bool:
-    """Whether a base64 body (API Gateway's form for bytes that are not UTF-8) decodes to UTF-8 text."""
-    try:
-        base64.b64decode(encoded, validate=True).decode("utf-8")
-    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+def _canonical_content_type(event: dict[str, Any]) -> None:
+    """Media types are case-insensitive (``Application/JSON``); Powertools' validation compares
+    them as written, so an accepted one is handed on in its canonical spelling."""
+    for key in list(event.get("headers") or {}):
+        if key.lower() == "content-type":
+            event["headers"][key] = "application/json"
+    for key in list(event.get("multiValueHeaders") or {}):
+        if key.lower() == "content-type":
+            event["multiValueHeaders"][key] = ["application/json"]
+
+
+def _json_content_type(event: dict[str, Any]) -> bool:
+    """One Content-Type (repeats must agree), ``application/json``, and no charset but UTF-8."""
+    given = [_header(event, "Content-Type") or ""]
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == "content-type" and isinstance(values, list):
+            given += [v for v in values if isinstance(v, str)]
+    if len({v.strip().lower() for v in given}) != 1:
         return False
+    media, _, params = given[0].partition(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
     return True
 
 
@@ -113,7 +134,7 @@ def _problem(status: int, slug: str, *, headers: dict[str, str] | None = None, *
 
 
 def create_app() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=jsonbody.loads)
 
     def context() -> dict[str, Any]:
         event = app.current_event.raw_event
@@ -143,6 +164,11 @@ def create_app() -> APIGatewayRestResolver:
             errors=listed,
             **context(),
         )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def on_content_type(exc: RequestUnsupportedContentType) -> Response[str]:
+        # An empty body under another Content-Type reaches Powertools' own check: a problem too.
+        return _problem(415, "unsupported-media-type", detail="send the body as application/json", **context())
 
     @app.exception_handler(DomainError)
     def on_domain(exc: DomainError) -> Response[str]:
@@ -202,61 +228,40 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def _error_reply(status: int, slug: str, detail: str, event: dict[str, Any], correlation_id: str) -> dict[str, Any]:
+    errors = [{"field": "/", "message": detail}] if slug == "malformed-request" else []
     return {
         "statusCode": status,
         "headers": {"Content-Type": PROBLEM_JSON},
-        "body": problem_json(status, slug, detail=detail, instance=event.get("path"), correlation_id=correlation_id),
+        "body": problem_json(
+            status, slug, detail=detail, errors=errors, instance=event.get("path"), correlation_id=correlation_id
+        ),
         "isBase64Encoded": False,
     }
 
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-_DATABASE: tuple[Need, ...] = ("database",)
 
 
-def lambda_entry(
-    app: APIGatewayRestResolver,
-    *,
-    service: str,
-    idempotent: Collection[str] = (),
-    needs: Collection[Need] = _DATABASE,
-) -> LambdaHandler:
-    """The Lambda handler for ``app``: Logger (correlation id), Tracer, Metrics, idempotency on
-    the ``"METHOD /resource"`` routes named in ``idempotent``, the environment validated on the
-    container's first invocation (``needs``; the idempotency table too when there are idempotent
-    routes), and a last guard that turns any fault into a 500 problem without detail. Every reply
-    carries ``X-Correlation-Id``."""
-    from aws_lambda_powertools import Logger, Metrics, Tracer
-
+def lambda_entry(app: APIGatewayRestResolver, *, service: str, idempotent: Collection[str] = ()) -> LambdaHandler:
+    """The Lambda handler for ``app``, on the shared entry stack (:class:`rampart.core.entry.Entry`:
+    Logger with the request's correlation id, Tracer, Metrics, the settings validated on the
+    container's first invocation — every resource the manifest says the function uses, and the
+    idempotency table when there are idempotent routes): idempotency on the ``"METHOD /resource"``
+    routes named in ``idempotent``, domain errors as problem+json, and a last guard that turns any
+    fault into a 500 problem without detail. Every reply carries ``X-Correlation-Id``."""
     from rampart.api.idempotency import Idempotency
-    from rampart.core.settings import validated
+    from rampart.core.entry import Entry
 
-    required: set[Need] = set(needs) | ({"idempotency_table"} if idempotent else set())
-    cold = [True]
-
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", service)
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Rampart")
-    logger = Logger(service=service)
-    tracer = Tracer(service=service)
-    metrics = Metrics(namespace="Rampart", service=service)
+    entry = Entry(service, requires={"idempotency_table"} if idempotent else ())
     idempotency = Idempotency(frozenset(idempotent)) if idempotent else None
 
     def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return app.resolve(event, context)
 
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-    @metrics.log_metrics(capture_cold_start_metric=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @logger.inject_lambda_context(log_event=False, clear_state=True)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        correlation_id = correlation_id_of(event)
-        logger.set_correlation_id(correlation_id)
+    def run(event: dict[str, Any], context: Any, correlation_id: str) -> dict[str, Any]:
         app.append_context(correlation_id=correlation_id)
         try:
-            if cold[0]:
-                validated(required)  # raises ConfigurationError, logged below; retried next call
-                cold[0] = False
+            entry.settings()  # raises ConfigurationError on a cold start that lacks something (logged below)
             refused = _body_problem(event)
             if refused is not None:
                 status, slug, detail = refused
@@ -266,25 +271,17 @@ def lambda_entry(
             else:
                 response = resolve(event, context)
         except Exception:
-            logger.exception("unhandled fault")
-            response = {
-                "statusCode": 500,
-                "headers": {"Content-Type": PROBLEM_JSON},
-                "body": problem_json(
-                    500,
-                    "internal-error",
-                    detail="an internal error occurred; it was logged",
-                    instance=event.get("path"),
-                    correlation_id=correlation_id,
-                ),
-                "isBase64Encoded": False,
-            }
+            entry.logger.exception("unhandled fault")
+            response = _error_reply(
+                500, "internal-error", "an internal error occurred; it was logged", event, correlation_id
+            )
         headers = response.setdefault("headers", {}) or {}
         headers["X-Correlation-Id"] = correlation_id
         response["headers"] = headers
         return response
 
-    handler.idempotent_routes = frozenset(idempotent)  # what the manifest's idempotent routes are checked against
+    handler = entry.wrap(run, lambda event, context: correlation_id_of(event))
+    handler.idempotent_routes = frozenset(idempotent)  # type: ignore[attr-defined]  # checked against the manifest
     return cast(LambdaHandler, handler)
 
 

@@ -13,9 +13,13 @@ how a Lambda authorizer makes API Gateway answer 401.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from rampart.auth import Identity
+from rampart.auth.errors import InvalidToken
+from rampart.auth.models import Identity
+from rampart.core.entry import Entry, LambdaHandler
+from rampart.core.errors import DomainError
 
 BEARER = "bearer "
 ADMIN_PATHS = "v1/admin/*"
@@ -78,3 +82,39 @@ def policy(identity: Identity, method_arn: str) -> dict[str, Any]:
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
         "context": context,
     }
+
+
+# The entry stack of the ``authorizer`` kind ------------------------------------------------------
+
+Authenticate = Callable[[dict[str, Any]], Identity]
+
+
+def authorizer_entry(
+    service: str = "authorizer", *, requires: Iterable[str] = ()
+) -> Callable[[Authenticate], LambdaHandler]:
+    """The authorizer's handler around ``authenticate(event) -> Identity``, on the shared entry
+    stack (Logger with the request's correlation id, Tracer, Metrics, settings validated once).
+    A refusal — :class:`Unauthorized`, an :class:`InvalidToken`, any ``DomainError`` — is logged
+    with its reason, counted (``AuthorizerRefused``) and raised as ``Unauthorized`` (API Gateway:
+    401); any other fault propagates (API Gateway: 500). The identity becomes :func:`policy`."""
+
+    def decorate(authenticate: Authenticate) -> LambdaHandler:
+        entry = Entry(service, requires=requires)
+
+        def run(event: Any, context: Any, correlation_id: str) -> dict[str, Any]:
+            entry.settings()
+            try:
+                identity = authenticate(event)
+            except (Unauthorized, InvalidToken, DomainError) as exc:
+                entry.logger.info("credentials refused", extra={"reason": str(exc) or type(exc).__name__})
+                entry.count("AuthorizerRefused")
+                raise Unauthorized() from None
+            entry.logger.append_keys(principal_id=identity.id, role=identity.role)
+            return policy(identity, str(event.get("methodArn", "")))
+
+        def correlation(event: Any, context: Any) -> str | None:
+            return header(event, "X-Correlation-Id") if isinstance(event, dict) else None
+
+        return entry.wrap(run, correlation)
+
+    return decorate

@@ -30,6 +30,16 @@ class InvalidAmount(DomainError):
         super().__init__(detail, field=field, index=index)
 
 
+class LimitExceeded(DomainError):
+    """An amount, or a balance it would produce, beyond what the ledger holds (2^256 - 1 base units)."""
+
+    slug = "limit-exceeded"
+    title = "Beyond what the ledger holds"
+
+    def __init__(self, detail: str = "", *, field: str | None = "/amount", index: int | None = None) -> None:
+        super().__init__(detail, field=field, index=index)
+
+
 class UnknownAsset(DomainError):
     slug = "validation-error"
     title = "Unknown currency"
@@ -102,3 +112,31 @@ class NotFound(DomainError):
     slug = "not-found"
     status = 404
     title = "Not found"
+
+
+# Asynchronous work (Step Functions tasks, queue consumers, schedules) -------------------------
+# ARCHITECTURE.md, "Errors": every async failure is classified. A worker raises one of these; the
+# class name is the error name a state machine's Retry and Catch match on (``ErrorEquals``), so
+# renaming one is a breaking change for every ASL file that names it. The message is for an
+# operator: a sentence, never a stack trace.
+
+
+class TaskError(Exception):
+    """A classified failure of asynchronous work."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Transient(TaskError):
+    """Worth retrying with backoff: a dependency timed out or was unavailable."""
+
+
+class ReconciliationRequired(TaskError):
+    """RECOVERABLE: the outside world's state is unknown (a payment may or may not have gone
+    out); reconcile before going on, never retry blindly."""
+
+
+class Permanent(TaskError):
+    """Will fail the same way every time (bad input, a business rule): park it for an operator."""

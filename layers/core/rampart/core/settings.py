@@ -1,4 +1,14 @@
-"""The environment a function runs with, validated once per container (its cold start).
+"""The environment a function runs with: read and validated once per container (its cold start),
+then read from this model, never from ``os.environ`` again. This is the only module of Rampart
+that reads the environment.
+
+Each resource of the manifest (``infra/manifest.py``) names a field here as its ``setting``; the
+field's alias is the environment variable that carries the resource to a function. Which
+resources a function uses reaches it the same way: ``RAMPART_USES`` lists them as
+``name=setting`` pairs (``postgres=database_url,idempotency=idempotency_table``), written by the
+deployment from the manifest (the CDK app per function; the twin, whose functions share one
+environment, the union of all). So there is no second list here to drift from the manifest's:
+the entry stack checks that every setting named there is present.
 
 A misconfigured function fails its first invocation with a clear error naming the missing
 variables (logged; the caller gets a 500 problem without detail), never later halfway through
@@ -6,12 +16,14 @@ a request."""
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from collections.abc import Iterable
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Need = Literal["database", "idempotency_table", "rate_limit_table", "jwt_keys"]
+DEFAULT_ADMIN_EMAIL = "admin@rampart.example"
+DEFAULT_ADMIN_PASSWORD = "rampart-admin-local"  # noqa: S105 - API.md's documented twin default
 
 
 class ConfigurationError(RuntimeError):
@@ -22,31 +34,105 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     stage: str = Field("local", alias="RAMPART_STAGE", min_length=1)
+    uses: str = Field("", alias="RAMPART_USES")  # name=setting pairs of the resources this function uses
+
+    # The resources of the manifest (each one's ``setting``).
     database_url: str | None = Field(None, alias="DATABASE_URL")
-    db_proxy_endpoint: str | None = Field(None, alias="RAMPART_DB_PROXY_ENDPOINT")
-    db_user: str | None = Field(None, alias="RAMPART_DB_USER")
     idempotency_table: str | None = Field(None, alias="RAMPART_IDEMPOTENCY_TABLE")
     rate_limit_table: str | None = Field(None, alias="RAMPART_RATE_LIMIT_TABLE")
     jwt_secret_arn: str | None = Field(None, alias="RAMPART_JWT_SECRET_ARN")
-    jwt_keys: str | None = Field(None, alias="RAMPART_JWT_KEYS")  # the key ring itself (tests)
+    admin_secret_arn: str | None = Field(None, alias="RAMPART_ADMIN_SECRET_ARN")
+    cursor_key_arn: str | None = Field(None, alias="RAMPART_CURSOR_KEY_ARN")  # signs pagination cursors
 
-    def missing(self, needs: set[Need]) -> list[str]:
-        """The environment variables absent for ``needs``."""
+    # Other ways to meet a resource, and how to reach it.
+    db_proxy_endpoint: str | None = Field(None, alias="RAMPART_DB_PROXY_ENDPOINT")  # cloud: RDS Proxy, IAM auth
+    db_user: str | None = Field(None, alias="RAMPART_DB_USER")
+    db_name: str = Field("rampart", alias="RAMPART_DB_NAME", min_length=1)
+    db_secret_arn: str | None = Field(None, alias="RAMPART_DB_SECRET_ARN")  # the cluster's credentials (CDK)
+    db_pool: bool = Field(True, alias="RAMPART_DB_POOL")  # False: one connection, as in Lambda
+    db_pool_size: int = Field(10, alias="RAMPART_DB_POOL_SIZE", ge=1, le=1000)
+    lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")  # set by Lambda itself
+    jwt_keys: str | None = Field(None, alias="RAMPART_JWT_KEYS")  # the key ring itself (tests, the twin)
+    admin_email: str = Field(DEFAULT_ADMIN_EMAIL, alias="RAMPART_ADMIN_EMAIL", min_length=1)  # the twin's seed
+    admin_password: str = Field(DEFAULT_ADMIN_PASSWORD, alias="RAMPART_ADMIN_PASSWORD", min_length=1)
+
+    @property
+    def in_lambda(self) -> bool:
+        return self.lambda_function_name is not None
+
+    def used(self) -> dict[str, str]:
+        """``RAMPART_USES`` as resource name → setting."""
+        pairs: dict[str, str] = {}
+        for item in self.uses.split(","):
+            name, _, setting = item.strip().partition("=")
+            if name:
+                pairs[name] = setting or name
+        return pairs
+
+    def missing(self, settings: Iterable[str]) -> list[str]:
+        """The environment variables absent for ``settings`` (field names)."""
         absent: list[str] = []
-        if "database" in needs and not (self.database_url or (self.db_proxy_endpoint and self.db_user)):
-            absent.append("DATABASE_URL (or RAMPART_DB_PROXY_ENDPOINT and RAMPART_DB_USER)")
-        if "idempotency_table" in needs and not self.idempotency_table:
-            absent.append("RAMPART_IDEMPOTENCY_TABLE")
-        if "rate_limit_table" in needs and not self.rate_limit_table:
-            absent.append("RAMPART_RATE_LIMIT_TABLE")
-        if "jwt_keys" in needs and not (self.jwt_secret_arn or self.jwt_keys):
-            absent.append("RAMPART_JWT_SECRET_ARN (or RAMPART_JWT_KEYS)")
+        for name in sorted(set(settings)):
+            field = type(self).model_fields.get(name)
+            if field is None:
+                absent.append(f"{name} (not a setting of rampart.core.settings.Settings)")
+                continue
+            if getattr(self, name) not in (None, ""):
+                continue
+            alternative = _ALTERNATIVES.get(name)
+            if alternative is not None and all(getattr(self, other) for other in alternative[0]):
+                continue
+            absent.append(field.alias + (f" (or {alternative[1]})" if alternative else "") if field.alias else name)
         return absent
 
 
-def validated(needs: set[Need]) -> Settings:
-    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
-    absent = settings.missing(needs)
+# A setting that may be met another way: the database through the RDS Proxy (the cloud), the JWT
+# key ring given inline (tests, the twin).
+_ALTERNATIVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "database_url": (("db_proxy_endpoint", "db_user"), "RAMPART_DB_PROXY_ENDPOINT and RAMPART_DB_USER"),
+    "jwt_secret_arn": (("jwt_keys",), "RAMPART_JWT_KEYS"),
+}
+
+_settings: Settings | None = None
+_lock = threading.Lock()
+
+
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use and kept."""
+    global _settings
+    current = _settings
+    if current is None:
+        with _lock:
+            if _settings is None:
+                try:
+                    _settings = Settings()  # type: ignore[call-arg]  # pydantic-settings reads the environment
+                except ValidationError as exc:
+                    fields = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
+                    raise ConfigurationError(f"invalid settings in the environment: {fields}") from None
+            current = _settings
+    return current
+
+
+def reset_settings() -> None:
+    """Forget the settings: the next :func:`settings` reads the environment again (tests, the
+    twin after it set the functions' environment)."""
+    global _settings
+    with _lock:
+        _settings = None
+
+
+def validated(requires: Iterable[str] = ()) -> Settings:
+    """The settings, checked for every resource this function uses (``RAMPART_USES``) and for
+    the settings in ``requires`` (what an entry stack needs on its own, e.g. the idempotency
+    table of an API function with idempotent routes). Raises :class:`ConfigurationError` naming
+    what is missing, and forgets the settings so the next call reads the environment again."""
+    try:
+        current = settings()
+        absent = current.missing({*current.used().values(), *requires})
+    except ConfigurationError:
+        reset_settings()
+        raise
     if absent:
+        reset_settings()
         raise ConfigurationError("this function's environment lacks " + ", ".join(absent))
-    return settings
+    return current

@@ -1,33 +1,31 @@
 """The auth service assembled from its adapters: per-container singletons, built on first use
 (kept apart from :mod:`rampart.wiring` so that the ledger functions never import auth).
 
-Environment:
-- ``RAMPART_JWT_KEYS``: the key ring JSON itself (twin, tests), else ``RAMPART_JWT_SECRET_ARN``
-  (Secrets Manager, cached per container, reloaded early for an unknown kid);
-- ``RAMPART_RATE_LIMIT_TABLE``: the DynamoDB table of login-failure counters (login only);
-- ``RAMPART_ADMIN_EMAIL`` / ``RAMPART_ADMIN_PASSWORD``: the admin the twin seeds at every start.
+Settings (:mod:`rampart.core.settings`, validated at cold start):
+- ``jwt_keys``: the key ring JSON itself (twin, tests), else ``jwt_secret_arn`` (Secrets
+  Manager, cached per container, reloaded early for an unknown kid);
+- ``rate_limit_table``: the DynamoDB table of login-failure counters (login only);
+- ``admin_secret_arn``: the admin's credentials (the deploy step seeds it);
+  ``admin_email`` / ``admin_password``: the defaults of :func:`seed_admin`.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 from rampart.auth import AccessTokens, AuthService, CachedKeys, KeyRing, LoginThrottle, StaticKeys, User
 from rampart.auth.tokens import KeySource
-
-DEFAULT_ADMIN_EMAIL = "admin@rampart.example"
-DEFAULT_ADMIN_PASSWORD = "rampart-admin-local"  # noqa: S105 - API.md's documented twin default
+from rampart.core.settings import ConfigurationError, settings
 
 
 @cache
 def keys() -> KeySource:
-    inline = os.environ.get("RAMPART_JWT_KEYS")
-    if inline:
-        return StaticKeys(KeyRing.from_json(inline))
-    arn = os.environ.get("RAMPART_JWT_SECRET_ARN")
+    current = settings()
+    if current.jwt_keys:
+        return StaticKeys(KeyRing.from_json(current.jwt_keys))
+    arn = current.jwt_secret_arn
     if not arn:
-        raise RuntimeError("set RAMPART_JWT_SECRET_ARN (cloud) or RAMPART_JWT_KEYS (twin, tests)")
+        raise ConfigurationError("set RAMPART_JWT_SECRET_ARN (cloud) or RAMPART_JWT_KEYS (twin, tests)")
 
     def load() -> str:
         from rampart.adapters.aws.secrets import get_secret
@@ -69,9 +67,9 @@ def auth() -> AuthService:
     from rampart.adapters.postgres.auth_store import PostgresAuthStore
     from rampart.adapters.postgres.db import get_database
 
-    table = os.environ.get("RAMPART_RATE_LIMIT_TABLE")
+    table = settings().rate_limit_table
     if not table:
-        raise RuntimeError("RAMPART_RATE_LIMIT_TABLE is not set: login cannot be throttled")
+        raise ConfigurationError("RAMPART_RATE_LIMIT_TABLE is not set: login cannot be throttled")
     return AuthService(
         PostgresAuthStore(get_database()),
         access_tokens(),
@@ -80,11 +78,25 @@ def auth() -> AuthService:
 
 
 def admin_credentials() -> tuple[str, str]:
-    """The admin the twin seeds: the environment's values, else API.md's defaults."""
-    return (
-        os.environ.get("RAMPART_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
-        os.environ.get("RAMPART_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
-    )
+    """The default admin: the settings' ``RAMPART_ADMIN_EMAIL`` / ``RAMPART_ADMIN_PASSWORD``,
+    else API.md's defaults."""
+    current = settings()
+    return current.admin_email, current.admin_password
+
+
+def admin_secret() -> tuple[str, str]:
+    """The admin's email and password from the admin secret (``admin_secret_arn``: JSON
+    ``{"email", "password"}``), read fresh (the deploy step runs once)."""
+    from rampart.adapters.aws.secrets import get_secret_json
+
+    arn = settings().admin_secret_arn
+    if not arn:
+        raise ConfigurationError("RAMPART_ADMIN_SECRET_ARN is not set: cannot seed the admin")
+    admin = get_secret_json(arn, max_age=0)
+    email, password = admin.get("email"), admin.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise ConfigurationError("the admin secret must be JSON with string fields email and password")
+    return email, password
 
 
 def seed_admin(email: str | None = None, password: str | None = None) -> User:

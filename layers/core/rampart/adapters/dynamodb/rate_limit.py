@@ -6,7 +6,6 @@ are counted with an atomic ``UpdateItem ADD``. TTL deletion lags (up to days), s
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from rampart.auth.models import Window
@@ -19,8 +18,8 @@ def _n(value: float) -> dict[str, str]:  # not money: seconds
 
 
 class DynamoDBRateLimitCounter:
-    def __init__(self, table_name: str | None = None, *, client: Any = None) -> None:
-        self.table_name = table_name or os.environ["RAMPART_RATE_LIMIT_TABLE"]
+    def __init__(self, table_name: str, *, client: Any = None) -> None:
+        self.table_name = table_name
         self._client = client
 
     @property

@@ -8,7 +8,6 @@ operation is a single statement (one SQL function call), hence its own transacti
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -92,10 +91,12 @@ def database_url() -> str:
     """``DATABASE_URL`` when set (the twin, tests). In the cloud, built for each new connection:
     through the RDS Proxy (``RAMPART_DB_PROXY_ENDPOINT``), which requires IAM authentication, as
     ``RAMPART_DB_USER`` with a fresh auth token (valid 15 minutes, signed locally) and TLS."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    endpoint, user = os.environ.get("RAMPART_DB_PROXY_ENDPOINT"), os.environ.get("RAMPART_DB_USER")
+    from rampart.core.settings import settings
+
+    current = settings()
+    if current.database_url:
+        return current.database_url
+    endpoint, user = current.db_proxy_endpoint, current.db_user
     if not endpoint or not user:
         raise RuntimeError(
             "DATABASE_URL is not set (the local twin sets it to its embedded PostgreSQL), "
@@ -106,9 +107,8 @@ def database_url() -> str:
     import boto3
 
     token = boto3.client("rds").generate_db_auth_token(DBHostname=endpoint, Port=5432, DBUsername=user)
-    name = os.environ.get("RAMPART_DB_NAME", "rampart")
     credentials = f"{quote(user, safe='')}:{quote(token, safe='')}"
-    return f"postgresql://{credentials}@{endpoint}:5432/{quote(name, safe='')}?sslmode=require"
+    return f"postgresql://{credentials}@{endpoint}:5432/{quote(current.db_name, safe='')}?sslmode=require"
 
 
 def get_database() -> Database:
@@ -117,12 +117,14 @@ def get_database() -> Database:
     if _database is None:
         with _database_lock:
             if _database is None:
-                if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("RAMPART_DB_POOL") == "0":
+                from rampart.core.settings import settings
+
+                current = settings()
+                if current.in_lambda or not current.db_pool:
                     # A factory, not a URL: in the cloud each reconnect needs a fresh IAM token.
                     _database = SingleConnection(database_url)
                 else:
-                    pool_size = int(os.environ.get("RAMPART_DB_POOL_SIZE", "10"))
-                    _database = PooledDatabase(database_url(), max_size=pool_size)
+                    _database = PooledDatabase(database_url(), max_size=current.db_pool_size)
     return _database
 
 

@@ -2,91 +2,92 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from typing import Any, Literal, TypeVar, get_type_hints
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.types.numeric import IntLoader
 
 from rampart.adapters.postgres.db import Database
-from rampart.ledger.models import Account, Balance, Entry, Problem, Transfer, TransferRequest
-from rampart.ledger.service import refusal
+from rampart.ledger.errors import refusal
+from rampart.ledger.models import Account, Entry, Problem, Transfer, TransferRequest
 
 # Raised by ledger.create_transfers when a concurrent request took one of its references between
 # its check and its insert: nothing was written, and a retry sees the winner's transfer.
 _REFERENCE_RACE = "RP409"
 _RACE_RETRIES = 3
+# Every numeric of the ledger schema is numeric(78, 0), integer base units: read them as int (the
+# domain's type) with psycopg's C loader, instead of a Decimal converted row by row.
+_NUMERIC_OID = 1700
 
-_ACCOUNT_COLUMNS = (
-    "id, owner_id, currency, name, is_system, debits_must_not_exceed_credits, debits_pending, "
-    "debits_posted, credits_pending, credits_posted, version, created_at"
-)
-_TRANSFER_COLUMNS = (
-    "id, owner_id, reference, debit_account_id, credit_account_id, currency, amount, hold_amount, "
-    "timeout_seconds, status, created_at, expires_at, finalized_at"
-)
-_SINGLE = (
-    f"SELECT error, error_index, replayed, {_TRANSFER_COLUMNS} "
-    "FROM ledger.create_transfer(%s, %s, %s, %s, %s, %s, %s, %s)"
-)
+M = TypeVar("M")
+Row = tuple[Any, ...]
+
+
+def _reader(model: type[M]) -> tuple[tuple[str, ...], Callable[[Row], M]]:
+    """The columns a domain dataclass is read from, and the function that builds it from a row of
+    exactly those columns, both derived (once, at import) from the dataclass's fields: a field
+    is the column of the same name; a nested dataclass (an account's ``Balance``) is read from
+    its own fields' columns, in order. The domain model is the one definition of the shape; the
+    SQL side must name its columns the same (tests/integration/test_ledger.py checks it)."""
+    hints = get_type_hints(model)
+    columns: list[str] = []
+    parts: list[tuple[int, int, Callable[..., Any] | None]] = []
+    for field in fields(model):  # type: ignore[arg-type]
+        nested = hints[field.name]
+        if isinstance(nested, type) and is_dataclass(nested):
+            start = len(columns)
+            columns += [inner.name for inner in fields(nested)]
+            parts.append((start, len(columns), nested))
+        else:
+            parts.append((len(columns), len(columns) + 1, None))
+            columns.append(field.name)
+    if all(build is None for _, _, build in parts):
+
+        def flat(row: Row) -> M:
+            return model(*row)
+
+        return tuple(columns), flat
+
+    def nested_read(row: Row) -> M:
+        return model(*[row[start] if build is None else build(*row[start:stop]) for start, stop, build in parts])
+
+    return tuple(columns), nested_read
+
+
+_ACCOUNT_COLUMNS, _account = _reader(Account)
+# ledger.outcome rows: an error code, the failing item of a batch, then the transfer (its
+# ``replayed`` flag included, which the SQL functions compute).
+_TRANSFER_COLUMNS, _transfer = _reader(Transfer)
+_ENTRY_COLUMNS, _entry = _reader(Entry)
+_ACCOUNTS = ", ".join(_ACCOUNT_COLUMNS)
+_OUTCOMES = ", ".join(("error", "error_index", *_TRANSFER_COLUMNS))
+_TRANSFERS = ", ".join(f"o.{c}" for c in _TRANSFER_COLUMNS)
+_ENTRIES = ", ".join(_ENTRY_COLUMNS)
+
+_SINGLE = f"SELECT {_OUTCOMES} FROM ledger.create_transfer(%s, %s, %s, %s, %s, %s, %s, %s)"
 _BATCH = (
-    f"SELECT error, error_index, replayed, {_TRANSFER_COLUMNS} "
+    f"SELECT {_OUTCOMES} "
     "FROM ledger.create_transfers(%s, %s, %s::bigint[], %s::bigint[], %s::numeric[], %s, %s::int[], %s)"
 )
-_FINALIZE = f"SELECT error, error_index, replayed, {_TRANSFER_COLUMNS} FROM ledger.finalize_hold(%s, %s, %s, %s, %s)"
+_FINALIZE = f"SELECT {_OUTCOMES} FROM ledger.finalize_hold(%s, %s, %s, %s, %s)"
 
 
-def _account(row: dict[str, Any]) -> Account:
-    return Account(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        currency=row["currency"],
-        name=row["name"],
-        is_system=row["is_system"],
-        debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
-        balance=Balance(
-            debits_pending=int(row["debits_pending"]),
-            debits_posted=int(row["debits_posted"]),
-            credits_pending=int(row["credits_pending"]),
-            credits_posted=int(row["credits_posted"]),
-        ),
-        version=row["version"],
-        created_at=row["created_at"],
-    )
-
-
-def _transfer(row: dict[str, Any]) -> Transfer:
-    return Transfer(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        reference=row["reference"],
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        currency=row["currency"],
-        amount=int(row["amount"]),
-        hold_amount=None if row["hold_amount"] is None else int(row["hold_amount"]),
-        timeout_seconds=row["timeout_seconds"],
-        status=row["status"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        finalized_at=row["finalized_at"],
-        replayed=bool(row.get("replayed")),
-    )
-
-
-def _outcomes(rows: list[dict[str, Any]]) -> list[Transfer]:
-    first = rows[0]
-    if first["error"] is not None:
-        raise refusal(first["error"], first["error_index"])
-    return [_transfer(row) for row in rows]
+def _outcomes(rows: list[Row]) -> list[Transfer]:
+    error, error_index = rows[0][0], rows[0][1]
+    if error is not None:
+        raise refusal(error, error_index)
+    return [_transfer(row[2:]) for row in rows]
 
 
 class PostgresLedgerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def _all(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
-        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    def _all(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.adapters.register_loader(_NUMERIC_OID, IntLoader)
             cur.execute(query, params)
             return cur.fetchall()
 
@@ -102,25 +103,25 @@ class PostgresLedgerStore:
     ) -> Account:
         rows = self._all(
             "INSERT INTO ledger.accounts (owner_id, currency, name, is_system, debits_must_not_exceed_credits) "
-            f"VALUES (%s, %s, %s, %s, %s) RETURNING {_ACCOUNT_COLUMNS}",
+            f"VALUES (%s, %s, %s, %s, %s) RETURNING {_ACCOUNTS}",
             (owner_id, currency, name, is_system, debits_must_not_exceed_credits),
         )
         return _account(rows[0])
 
     def get_account(self, account_id: int) -> Account | None:
-        rows = self._all(f"SELECT {_ACCOUNT_COLUMNS} FROM ledger.accounts WHERE id = %s", (account_id,))
+        rows = self._all(f"SELECT {_ACCOUNTS} FROM ledger.accounts WHERE id = %s", (account_id,))
         return _account(rows[0]) if rows else None
 
     def system_account(self, currency: str, name: str) -> Account | None:
         rows = self._all(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM ledger.accounts WHERE is_system AND currency = %s AND name = %s",
+            f"SELECT {_ACCOUNTS} FROM ledger.accounts WHERE is_system AND currency = %s AND name = %s",
             (currency, name),
         )
         return _account(rows[0]) if rows else None
 
     def list_accounts(self, owner_id: str | None, limit: int, before_id: int | None) -> list[Account]:
         rows = self._all(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM ledger.accounts "
+            f"SELECT {_ACCOUNTS} FROM ledger.accounts "
             "WHERE (%(owner)s::text IS NULL OR owner_id = %(owner)s) "
             "AND (%(before)s::bigint IS NULL OR id < %(before)s) "
             "ORDER BY id DESC LIMIT %(limit)s",
@@ -181,11 +182,11 @@ class PostgresLedgerStore:
 
     def expire_holds(self, limit: int) -> int:
         rows = self._all("SELECT ledger.expire_holds(%s) AS n", (limit,))
-        return int(rows[0]["n"])
+        return int(rows[0][0])
 
     def get_transfer(self, transfer_id: int) -> Transfer | None:
         rows = self._all(
-            "SELECT o.* FROM ledger.transfers t, LATERAL ledger.outcome_of(t, NULL, NULL, false) o "
+            f"SELECT {_TRANSFERS} FROM ledger.transfers t, LATERAL ledger.outcome_of(t, NULL, NULL, false) o "
             "WHERE t.id = %s AND t.status <> 'failed'",
             (transfer_id,),
         )
@@ -199,7 +200,7 @@ class PostgresLedgerStore:
         else:
             where = "(%(owner)s::text IS NULL OR t.owner_id = %(owner)s)"
         rows = self._all(
-            f"SELECT o.* FROM ledger.transfers t, LATERAL ledger.outcome_of(t, NULL, NULL, false) o "
+            f"SELECT {_TRANSFERS} FROM ledger.transfers t, LATERAL ledger.outcome_of(t, NULL, NULL, false) o "
             f"WHERE {where} AND t.status <> 'failed' AND (%(before)s::bigint IS NULL OR t.id < %(before)s) "
             "ORDER BY t.id DESC LIMIT %(limit)s",
             {"owner": owner_id, "account": account_id, "before": before_id, "limit": limit},
@@ -208,28 +209,13 @@ class PostgresLedgerStore:
 
     def list_entries(self, account_id: int, limit: int, before_sequence: int | None) -> list[Entry]:
         rows = self._all(
-            "SELECT id, account_id, sequence, transfer_id, direction, amount, balance_after, created_at, "
-            "prev_hash, hash FROM ledger.entries "
+            f"SELECT {_ENTRIES} FROM ledger.entries "
             "WHERE account_id = %(account)s AND (%(before)s::bigint IS NULL OR sequence < %(before)s) "
             "ORDER BY sequence DESC LIMIT %(limit)s",
             {"account": account_id, "before": before_sequence, "limit": limit},
         )
-        return [
-            Entry(
-                id=r["id"],
-                account_id=r["account_id"],
-                sequence=r["sequence"],
-                transfer_id=r["transfer_id"],
-                direction=r["direction"],
-                amount=int(r["amount"]),
-                balance_after=int(r["balance_after"]),
-                created_at=r["created_at"],
-                prev_hash=bytes(r["prev_hash"]),
-                hash=bytes(r["hash"]),
-            )
-            for r in rows
-        ]
+        return [_entry(r) for r in rows]
 
     # audit ----------------------------------------------------------------------------------
     def verify(self) -> list[Problem]:
-        return [Problem(r["check_name"], r["detail"]) for r in self._all("SELECT * FROM ledger.verify()")]
+        return [Problem(*r) for r in self._all("SELECT check_name, detail FROM ledger.verify()")]

@@ -7,7 +7,6 @@ falls back to the twin's embedded PostgreSQL: ``infra.local.migrate``). The migr
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -38,7 +37,9 @@ def migrate(url: str) -> list[str]:
 
 
 def main() -> int:
-    url = os.environ.get("DATABASE_URL")
+    from rampart.core.settings import settings
+
+    url = settings().database_url
     if not url:
         print("DATABASE_URL is not set", file=sys.stderr)
         return 2

@@ -1,16 +1,20 @@
 """Request and response models of the Ledger endpoints (API.md, "Ledger"), and the mapping from
-domain objects. Amounts are decimal strings in and out; ids are opaque strings."""
+domain objects. Amounts are decimal strings in and out; ids are opaque strings.
+
+Each reply shape is written once, as its output model: ``XOut.from_domain(...)`` maps a domain
+object onto it, and a handler that builds its own ``Response`` sends
+``model.model_dump(mode="json")``, the same JSON Powertools makes of a returned model."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from rampart.api.inputs import RequestModel
 from rampart.core.money import format_units
-from rampart.ledger.models import Account, Entry, Transfer
+from rampart.ledger.models import Account, Balance, Entry, Transfer
 
 AmountIn = Annotated[
     str,
@@ -56,11 +60,24 @@ class PostIn(_In):
     amount: AmountIn | None = None
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)  # serialized as RFC 3339 with "Z"
+
+
 class BalanceOut(BaseModel):
     posted: str
     pending_debits: str
     pending_credits: str
     available: str
+
+    @classmethod
+    def from_domain(cls, balance: Balance, currency: str) -> Self:
+        return cls(
+            posted=format_units(balance.posted, currency),
+            pending_debits=format_units(balance.debits_pending, currency),
+            pending_credits=format_units(balance.credits_pending, currency),
+            available=format_units(balance.available, currency),
+        )
 
 
 class AccountOut(BaseModel):
@@ -70,6 +87,17 @@ class AccountOut(BaseModel):
     owner_id: str
     balance: BalanceOut
     created_at: datetime
+
+    @classmethod
+    def from_domain(cls, account: Account) -> Self:
+        return cls(
+            id=str(account.id),
+            currency=account.currency,
+            name=account.name,
+            owner_id=account.owner_id,
+            balance=BalanceOut.from_domain(account.balance, account.currency),
+            created_at=_utc(account.created_at),
+        )
 
 
 class AccountList(BaseModel):
@@ -88,6 +116,22 @@ class TransferOut(BaseModel):
     reference: str
     created_at: datetime
     expires_at: datetime | None = None
+
+    @classmethod
+    def from_domain(cls, transfer: Transfer) -> Self:
+        c = transfer.currency
+        return cls(
+            id=str(transfer.id),
+            status=transfer.status,
+            from_account_id=str(transfer.debit_account_id),
+            to_account_id=str(transfer.credit_account_id),
+            amount=format_units(transfer.amount, c),
+            hold_amount=None if transfer.hold_amount is None else format_units(transfer.hold_amount, c),
+            currency=c,
+            reference=transfer.reference,
+            created_at=_utc(transfer.created_at),
+            expires_at=None if transfer.expires_at is None else _utc(transfer.expires_at),
+        )
 
 
 class TransferList(BaseModel):
@@ -110,57 +154,19 @@ class EntryOut(BaseModel):
     balance_after: str
     created_at: datetime
 
+    @classmethod
+    def from_domain(cls, entry: Entry, currency: str) -> Self:
+        return cls(
+            id=str(entry.id),
+            sequence=entry.sequence,
+            transfer_id=str(entry.transfer_id),
+            direction=entry.direction,
+            amount=format_units(entry.amount, currency),
+            balance_after=format_units(entry.balance_after, currency),
+            created_at=_utc(entry.created_at),
+        )
+
 
 class EntryList(BaseModel):
     items: list[EntryOut]
     next_cursor: str | None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def account_out(account: Account) -> dict[str, object]:
-    c, b = account.currency, account.balance
-    return {
-        "id": str(account.id),
-        "currency": c,
-        "name": account.name,
-        "owner_id": account.owner_id,
-        "balance": {
-            "posted": format_units(b.posted, c),
-            "pending_debits": format_units(b.debits_pending, c),
-            "pending_credits": format_units(b.credits_pending, c),
-            "available": format_units(b.available, c),
-        },
-        "created_at": rfc3339(account.created_at),
-    }
-
-
-def transfer_out(transfer: Transfer) -> dict[str, object]:
-    c = transfer.currency
-    out: dict[str, object] = {
-        "id": str(transfer.id),
-        "status": transfer.status,
-        "from_account_id": str(transfer.debit_account_id),
-        "to_account_id": str(transfer.credit_account_id),
-        "amount": format_units(transfer.amount, c),
-        "currency": c,
-        "reference": transfer.reference,
-        "created_at": rfc3339(transfer.created_at),
-        "hold_amount": None if transfer.hold_amount is None else format_units(transfer.hold_amount, c),
-        "expires_at": None if transfer.expires_at is None else rfc3339(transfer.expires_at),
-    }
-    return out
-
-
-def entry_out(entry: Entry, currency: str) -> dict[str, object]:
-    return {
-        "id": str(entry.id),
-        "sequence": entry.sequence,
-        "transfer_id": str(entry.transfer_id),
-        "direction": entry.direction,
-        "amount": format_units(entry.amount, currency),
-        "balance_after": format_units(entry.balance_after, currency),
-        "created_at": rfc3339(entry.created_at),
-    }
