@@ -570,18 +570,47 @@ def test_batch_first_failing_item_decides(ledger: Ledger, owner: str, wallet: Wa
         "UPDATE ledger.accounts SET debits_posted = credits_posted + 1 WHERE id = %(a)s",  # overdraft
         "UPDATE ledger.accounts SET debits_pending = -1 WHERE id = %(a)s",
         "UPDATE ledger.transfers SET status = 'weird' WHERE debit_account_id = %(a)s",
-        "UPDATE ledger.transfers SET error = 'x' WHERE debit_account_id = %(a)s",  # error without failed
-        "UPDATE ledger.transfers SET amount = hold_amount + 1 WHERE debit_account_id = %(a)s AND hold_amount > 0",
+        "UPDATE ledger.transfers SET reference = '' WHERE debit_account_id = %(a)s",
+        "UPDATE ledger.transfers SET timeout_seconds = 0 WHERE debit_account_id = %(a)s AND hold_amount > 0",
+        "INSERT INTO ledger.entries (account_id, sequence, transfer_id, direction, amount, balance_after,"
+        " prev_hash, hash) VALUES (%(a)s, 999, 1, 'debit', 0, 0, '', '')",
     ],
 )
 def test_the_schema_backstops_the_rules(
     ledger: Ledger, owner: str, wallet: WalletFactory, raw: psycopg.Connection, statement: str
 ) -> None:
+    """What one column or the balance rule forbids, PostgreSQL refuses (domains and the accounts
+    CHECK, 0006.ledger-speed.sql)."""
     a, b = wallet(), wallet()
     ledger.transfer(owner, pay(a, b, "1.00"))
     ledger.transfer(owner, pay(a, b, "1.00", timeout=60))
     with pytest.raises(psycopg.errors.CheckViolation):
         raw.execute(statement, {"a": a.id})
+
+
+@pytest.mark.parametrize(
+    ("statement", "check"),
+    [
+        ("UPDATE ledger.transfers SET error = 'x' WHERE debit_account_id = %(a)s", "transfer_shape"),
+        (
+            "UPDATE ledger.transfers SET amount = hold_amount + 1 WHERE debit_account_id = %(a)s AND hold_amount > 0",
+            "transfer_shape",
+        ),
+        ("UPDATE ledger.transfers SET timeout_seconds = NULL WHERE debit_account_id = %(a)s", "transfer_shape"),
+    ],
+)
+def test_the_audit_finds_what_spans_columns(
+    ledger: Ledger, owner: str, wallet: WalletFactory, raw: psycopg.Connection, statement: str, check: str
+) -> None:
+    """A transfer's shape spans columns: the ledger functions (its only writers) keep it, and
+    ``verify()`` finds a row written past them."""
+    a, b = wallet(), wallet()
+    ledger.transfer(owner, pay(a, b, "1.00"))
+    ledger.transfer(owner, pay(a, b, "1.00", timeout=60))
+    raw.execute(statement, {"a": a.id})
+    rows = raw.execute("SELECT check_name FROM ledger.verify()").fetchall()
+    raw.rollback()
+    assert (check,) in rows
 
 
 # one shape, derived ---------------------------------------------------------------------------

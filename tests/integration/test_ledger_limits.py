@@ -246,9 +246,22 @@ def test_the_balance_rule_outranks_the_limit_on_one_item(
         ledger.transfer_batch(owner, [TransferInput(poor.id, full.id, units(1), USD, ref())])
 
 
-def test_the_accounts_check_backstops_the_limit(pg_url: str, source: Callable[[], Account]) -> None:
+def test_the_schema_backstops_the_limit_per_column(pg_url: str, source: Callable[[], Account]) -> None:
     src = source()
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE ledger.accounts SET credits_posted = %s WHERE id = %s", (MAX_UNITS + 1, src.id))
+
+
+def test_the_audit_finds_a_side_past_the_limit(pg_url: str, source: Callable[[], Account]) -> None:
+    """The limit on an account's posted + pending spans columns: the functions keep it, verify() finds a
+    row written past them."""
+    src = source()
+    with psycopg.connect(pg_url) as conn:
         conn.execute(
             "UPDATE ledger.accounts SET credits_posted = %s, credits_pending = 1 WHERE id = %s", (MAX_UNITS, src.id)
         )
+        rows = conn.execute(
+            "SELECT check_name, detail FROM ledger.verify() WHERE check_name = 'ledger_limit'"
+        ).fetchall()
+        conn.rollback()
+    assert [detail for _, detail in rows if detail.startswith(f"account {src.id}:")]

@@ -170,6 +170,18 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def cpu_model() -> str:
+    """The machine's CPU model and core count: ratios differ between machines of one kind, so every
+    report names the one it was measured on."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for row in Path("/proc/cpuinfo").read_text().splitlines():
+            if row.startswith("model name"):
+                model = row.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def server_facts(url: str) -> dict[str, str]:
     """The settings a throughput depends on most: the version, and whether commits wait for the disk."""
     settings = ("server_version", "synchronous_commit", "fsync")
@@ -443,7 +455,8 @@ def print_table(baseline: Run, results: list[Result]) -> None:
 def main() -> int:
     config = Config.from_env()
     admin = admin_url(config)
-    facts = server_facts(admin)
+    facts = server_facts(admin) | {"cpu": cpu_model()}
+    print(f"CPU: {facts['cpu']}")
     print(
         f"PostgreSQL {facts['postgres_version']} (synchronous_commit {facts['synchronous_commit']},"
         f" fsync {facts['fsync']}); {config.clients} clients, {config.threads} threads,"

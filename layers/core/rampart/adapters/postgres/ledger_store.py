@@ -14,8 +14,10 @@ from rampart.ledger.errors import refusal
 from rampart.ledger.models import Account, Entry, Problem, Transfer, TransferRequest
 
 # Raised by ledger.create_transfers when a concurrent request took one of its references between
-# its check and its insert: nothing was written, and a retry sees the winner's transfer.
-_REFERENCE_RACE = "RP409"
+# its check and its insert; and PostgreSQL's deadlock_detected, when two requests claimed shared
+# references in different orders (0006.ledger-speed.sql). Either way nothing was written, and a
+# retry sees the winner's transfers (a replay or a conflict).
+_RACES = frozenset({"RP409", "40P01"})
 _RACE_RETRIES = 3
 # Every numeric of the ledger schema is numeric(78, 0), integer base units: read them as int (the
 # domain's type) with psycopg's C loader, instead of a Decimal converted row by row.
@@ -133,20 +135,18 @@ class PostgresLedgerStore:
     def create_transfers(self, requests: Sequence[TransferRequest], *, enforce_owner: bool) -> list[Transfer]:
         if len(requests) == 1:
             r = requests[0]
-            return _outcomes(
-                self._all(
-                    _SINGLE,
-                    (
-                        r.owner_id,
-                        r.reference,
-                        r.debit_account_id,
-                        r.credit_account_id,
-                        r.amount,
-                        r.currency,
-                        r.timeout_seconds,
-                        enforce_owner,
-                    ),
-                )
+            return self._retrying(
+                _SINGLE,
+                (
+                    r.owner_id,
+                    r.reference,
+                    r.debit_account_id,
+                    r.credit_account_id,
+                    r.amount,
+                    r.currency,
+                    r.timeout_seconds,
+                    enforce_owner,
+                ),
             )
         owners = {r.owner_id for r in requests}
         if len(owners) != 1:
@@ -161,11 +161,15 @@ class PostgresLedgerStore:
             [r.timeout_seconds for r in requests],
             enforce_owner,
         )
+        return self._retrying(_BATCH, params)
+
+    def _retrying(self, sql: str, params: Sequence[Any]) -> list[Transfer]:
+        """One call of a creating function, again (up to 3 times) after a race on references."""
         for attempt in range(_RACE_RETRIES):
             try:
-                return _outcomes(self._all(_BATCH, params))
+                return _outcomes(self._all(sql, params))
             except psycopg.Error as exc:
-                if exc.sqlstate != _REFERENCE_RACE or attempt == _RACE_RETRIES - 1:
+                if exc.sqlstate not in _RACES or attempt == _RACE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
