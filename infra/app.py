@@ -3,7 +3,7 @@
 Synthesizes every stage (``rampart-dev``, ``rampart-staging``, ``rampart-prod``) into
 ``$CDK_OUTDIR`` (set by the cdk CLI) or ``cdk.out/``. ``RAMPART_STAGES=dev,prod`` limits the
 stages. Builds the dependency layers first when ``make layers`` has not (pip, wheels only).
-cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged finding fails it."""
+cdk-nag's AwsSolutions and Serverless packs run at synthesis: an unacknowledged finding fails it."""
 
 from __future__ import annotations
 

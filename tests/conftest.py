@@ -24,6 +24,32 @@ pytest_plugins = ["tests.support.auth_fixtures"]
 TEST_CURSORS = CursorSigner(b"rampart-tests-cursor-key-0123456789")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Record every AWS call a function makes (tests/support/iam.py) under one folder per run,
+    one file per process: the controller makes the folder before xdist starts its workers, which
+    inherit ``$RAMPART_IAM_RECORD_DIR``. tests/infra/test_iam_coverage.py checks them."""
+    import tempfile
+
+    from tests.support import iam
+
+    if not os.environ.get(iam.RECORD_DIR_ENV) and not hasattr(config, "workerinput"):
+        os.environ[iam.RECORD_DIR_ENV] = tempfile.mkdtemp(prefix="rampart-iam-")
+        config.stash[_IAM_DIR] = os.environ[iam.RECORD_DIR_ENV]
+    iam.install_from_environment()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    made = config.stash.get(_IAM_DIR, None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop("RAMPART_IAM_RECORD_DIR", None)
+
+
+_IAM_DIR = pytest.StashKey[str]()
+
+
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 

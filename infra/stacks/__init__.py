@@ -1,7 +1,7 @@
 """Rampart's CDK app: :func:`build_app` makes one ``rampart-<stage>`` stack per stage, each built
 from a manifest (``infra/manifest.py``'s ``MANIFEST``, or a test's own) by one construct per
 concern (network, data, compute, async, workflows, api, migrations, observability), checked by
-cdk-nag's AwsSolutions pack at synthesis."""
+cdk-nag's AwsSolutions and Serverless packs at synthesis."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from infra.manifest import MANIFEST, Manifest
 from infra.stacks.config import STAGES, StageConfig
@@ -43,5 +43,5 @@ def build_app(
     app = App(outdir=outdir, context={**cdk_json_context(), **(context or {})})
     stacks = {name: RampartStack(app, stack_name(name), stage=STAGES[name], manifest=manifest) for name in stages}
     if nag:
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True), ServerlessChecks(app, verbose=True))
     return app, stacks

@@ -1,12 +1,18 @@
 """The REST API: one resource and method per manifest route, proxied to its function; the Lambda
-authorizer on every route with ``auth=True``; stage throttling, a partner usage plan, access
-logs, WAF; and every response API Gateway gives by itself rewritten to API.md's problem+json.
-No request validation: the functions' pydantic models validate bodies."""
+authorizer on every route with ``auth=True``; stage and per-method throttling, a partner usage
+plan, access logs, WAF; and every response API Gateway gives by itself rewritten to API.md's
+problem+json. No request validation: the functions' pydantic models validate bodies.
+
+The WAF web ACL, in order: AWS's IP reputation list (blocks); a body over API.md's 256 KB by
+its declared ``Content-Length`` (blocks: 413 at the edge); per client IP rate rules, tighter on
+``/v1/auth/`` and the manifest's webhook paths; AWS's common and known-bad-inputs rule groups.
+It logs to ``aws-waf-logs-rampart-<stage>`` with the credentials' headers redacted."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
@@ -16,6 +22,83 @@ from infra.manifest import MANIFEST, Manifest
 from infra.stacks.config import StageConfig
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS
 from infra.stacks.nag import acknowledge
+
+MAX_BODY_BYTES = 256 * 1024  # API.md
+# Content-Length values above MAX_BODY_BYTES (262144): WAF compares strings, not numbers.
+OVER_256_KB = (
+    r"^0*(26214[5-9]|2621[5-9][0-9]|262[2-9][0-9]{2}|26[3-9][0-9]{3}|2[7-9][0-9]{4}|[3-9][0-9]{5}|[1-9][0-9]{6,})$"
+)
+SENSITIVE_PREFIXES = ("/v1/auth/",)  # plus every webhook function's path
+REDACTED_HEADERS = ("authorization", "x-api-key")  # never in WAF logs
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )
+
+
+def _path_contains(text: str) -> wafv2.CfnWebACL.StatementProperty:
+    """The URI path contains ``text`` (the default endpoint's paths start with the stage name)."""
+    return wafv2.CfnWebACL.StatementProperty(
+        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+            positional_constraint="CONTAINS",
+            search_string=text,
+            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")],
+        )
+    )
+
+
+def _rate_rule(
+    name: str, priority: int, limit: int, scope: wafv2.CfnWebACL.StatementProperty | None = None
+) -> wafv2.CfnWebACL.RuleProperty:
+    """Block a client IP over ``limit`` requests in 5 minutes (those ``scope`` matches, or all)."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=limit, aggregate_key_type="IP", evaluation_window_sec=300, scope_down_statement=scope
+            )
+        ),
+        visibility_config=_visibility(name),
+    )
+
+
+def _body_size_rule(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+    """Block a declared body over 256 KB (API Gateway's 10 MB limit would let it reach a function)."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(
+            block=wafv2.CfnWebACL.BlockActionProperty(
+                custom_response=wafv2.CfnWebACL.CustomResponseProperty(response_code=413)
+            )
+        ),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            regex_match_statement=wafv2.CfnWebACL.RegexMatchStatementProperty(
+                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                    single_header={"Name": "content-length"},
+                ),
+                regex_string=OVER_256_KB,
+                text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+            )
+        ),
+        visibility_config=_visibility(name),
+    )
+
+
+def sensitive_paths(manifest: Manifest) -> list[str]:
+    """Where the tighter per-IP rate applies: the auth routes and every webhook function's path."""
+    return [*SENSITIVE_PREFIXES, *sorted(fn.path for fn in manifest.of_kind("webhook") if fn.path)]
+
+
+def _any_of(statements: list[wafv2.CfnWebACL.StatementProperty]) -> wafv2.CfnWebACL.StatementProperty:
+    if len(statements) == 1:
+        return statements[0]
+    return wafv2.CfnWebACL.StatementProperty(or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=statements))
 
 
 def _waf_rule(
@@ -38,10 +121,25 @@ def _waf_rule(
                 or None,
             )
         ),
-        visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
-            cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
-        ),
+        visibility_config=_visibility(name),
     )
+
+
+def method_throttles(manifest: Manifest, stage: StageConfig) -> dict[str, apigw.MethodDeploymentOptions]:
+    """Per-method throttles under the stage's: the public routes (argon2 logins, registrations)
+    and the money-moving POSTs each get their own rate, so that neither starves the rest."""
+    options = {}
+    for route, _fn in manifest.routes():
+        if not route.auth:
+            rate, burst = stage.public_method_rate, stage.public_method_burst
+        elif route.idempotent:
+            rate, burst = stage.money_method_rate, stage.money_method_burst
+        else:
+            continue
+        options[f"{route.path}/{route.method}"] = apigw.MethodDeploymentOptions(
+            throttling_rate_limit=rate, throttling_burst_limit=burst
+        )
+    return options
 
 
 class Api(Construct):
@@ -53,13 +151,18 @@ class Api(Construct):
         stage: StageConfig,
         functions: dict[str, lambda_.Function],
         manifest: Manifest = MANIFEST,
+        logs_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         routes = manifest.routes()
         authorizers = manifest.of_kind("authorizer")
 
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=stage.log_retention, removal_policy=stage.removal_policy
+            self,
+            "AccessLogs",
+            retention=stage.log_retention,
+            removal_policy=stage.removal_policy,
+            encryption_key=logs_key,
         )
         self.rest_api = apigw.RestApi(
             self,
@@ -74,6 +177,7 @@ class Api(Construct):
                 stage_name=stage.name,
                 throttling_rate_limit=stage.api_rate_limit,
                 throttling_burst_limit=stage.api_burst_limit,
+                method_options=method_throttles(manifest, stage),
                 tracing_enabled=True,
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
@@ -171,10 +275,44 @@ class Api(Construct):
                 cloud_watch_metrics_enabled=True, metric_name=f"rampart-{stage.name}", sampled_requests_enabled=True
             ),
             rules=[
-                # Bodies up to 256 KB are API.md's contract (the gateway answers 413 above it), and
-                # API clients need not send a User-Agent: those two rules only count.
-                _waf_rule("common", 0, "AWSManagedRulesCommonRuleSet", ("SizeRestrictions_BODY", "NoUserAgent_HEADER")),
-                _waf_rule("known-bad-inputs", 1, "AWSManagedRulesKnownBadInputsRuleSet"),
+                _waf_rule("ip-reputation", 0, "AWSManagedRulesAmazonIpReputationList"),
+                _body_size_rule("body-over-256kb", 1),
+                _rate_rule(
+                    "ip-rate-sensitive",
+                    2,
+                    stage.waf_sensitive_ip_limit,
+                    _any_of([_path_contains(p) for p in sensitive_paths(manifest)]),
+                ),
+                _rate_rule("ip-rate", 3, stage.waf_ip_limit),
+                # Bodies up to 256 KB are API.md's contract (the rule above blocks beyond), and API
+                # clients need not send a User-Agent: those two rules of the common set only count.
+                _waf_rule("common", 4, "AWSManagedRulesCommonRuleSet", ("SizeRestrictions_BODY", "NoUserAgent_HEADER")),
+                _waf_rule("known-bad-inputs", 5, "AWSManagedRulesKnownBadInputsRuleSet"),
+            ],
+        )
+        self.waf_logs = logs.LogGroup(
+            self,
+            "WafLogs",
+            log_group_name=f"aws-waf-logs-rampart-{stage.name}",  # WAF requires the prefix
+            retention=stage.log_retention,
+            removal_policy=stage.removal_policy,
+            encryption_key=logs_key,
+        )
+        # WAF wants the log group's ARN without the ":*" that GetAtt Arn ends with.
+        waf_logs_arn = Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=self.waf_logs.log_group_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.waf_logging = wafv2.CfnLoggingConfiguration(
+            self,
+            "WafLogging",
+            resource_arn=self.web_acl.attr_arn,
+            log_destination_configs=[waf_logs_arn],
+            redacted_fields=[
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": name})
+                for name in REDACTED_HEADERS
             ],
         )
         wafv2.CfnWebACLAssociation(

@@ -97,6 +97,12 @@ class Asynchronous(Construct):
                 )
                 functions[queue.consumer].add_event_source(source)
                 self.event_sources[queue.name] = source
+                acknowledge(
+                    functions[queue.consumer],
+                    "Serverless-LambdaEventSourceMappingDestination",
+                    f"An SQS event source takes no on-failure destination: {queue.name}'s redrive policy moves a "
+                    "message that keeps failing to its DLQ.",
+                )
 
         self.rules: dict[str, events.Rule] = {}
         for schedule in manifest.schedules:
@@ -136,9 +142,10 @@ class Asynchronous(Construct):
         Tags.of(queue).add(QUEUE_TAG, name)
         if dead_letter_for:
             self.dead_letter_queues[name] = queue
-            acknowledge(
-                queue,
-                "AwsSolutions-SQS3",
-                f"This queue is itself the dead-letter queue of {dead_letter_for}; an operator redrives it.",
-            )
+            for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy"):
+                acknowledge(
+                    queue,
+                    rule,
+                    f"This queue is itself the dead-letter queue of {dead_letter_for}; an operator redrives it.",
+                )
         return queue

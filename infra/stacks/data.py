@@ -17,14 +17,23 @@ from constructs import Construct
 
 from infra.manifest import MANIFEST, Manifest, Secret, TwinSecret
 from infra.stacks.config import StageConfig
+from infra.stacks.keys import Keys
 from infra.stacks.nag import acknowledge
 from infra.stacks.network import Network
-from infra.stacks.readback import TABLE_TAG
+from infra.stacks.readback import SECRET_TAG, TABLE_TAG
 
 DB_NAME = "rampart"
 DB_USER = "rampart"
 DB_PORT = 5432  # Aurora PostgreSQL and RDS Proxy
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_13
+
+
+def proxy_borrow_timeout(manifest: Manifest) -> int:
+    """Seconds RDS Proxy waits for a free database connection before refusing a client: half the
+    shortest timeout of the functions that connect, so a saturated database answers a clear error
+    while the function can still reply (never a Lambda timeout)."""
+    timeouts = [fn.timeout_seconds for fn in manifest.functions if "postgres" in fn.uses]
+    return max(1, min(timeouts, default=10) // 2)
 
 
 class Data(Construct):
@@ -35,10 +44,12 @@ class Data(Construct):
         *,
         stage: StageConfig,
         network: Network,
+        keys: Keys,
         manifest: Manifest = MANIFEST,
     ) -> None:
         super().__init__(scope, construct_id)
         vpc = network.vpc
+        self.keys = keys
         self.db_name = DB_NAME
         self.db_user = DB_USER
 
@@ -51,20 +62,31 @@ class Data(Construct):
             log_group_name=f"/aws/rds/cluster/{cluster_id}/postgresql",
             retention=stage.log_retention,
             removal_policy=stage.removal_policy,
+            encryption_key=keys.logs,  # pgaudit and connection logs
         )
-        generated = rds.DatabaseSecret(self, "AuroraSecret", username=DB_USER)
+        generated = rds.DatabaseSecret(self, "AuroraSecret", username=DB_USER, encryption_key=keys.database)
         generated.apply_removal_policy(stage.removal_policy)  # prod keeps it beside the final snapshot
         self.db_security_group = ec2.SecurityGroup(
             self,
             "AuroraSecurityGroup",
             vpc=vpc,
             description="Aurora: reachable from RDS Proxy and secret rotation only",
+            allow_all_outbound=False,  # it starts no connection
+        )
+        engine = rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION)
+        self.parameter_group = rds.ParameterGroup(
+            self,
+            "AuroraParameters",
+            engine=engine,
+            description=f"Rampart {stage.name}: TLS only, connection and audit logging",
+            parameters=DB_PARAMETERS,
         )
         self.cluster = rds.DatabaseCluster(
             self,
             "Aurora",
             cluster_identifier=cluster_id,
-            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
+            engine=engine,
+            parameter_group=self.parameter_group,
             credentials=rds.Credentials.from_secret(generated),
             default_database_name=DB_NAME,
             port=DB_PORT,
@@ -79,6 +101,7 @@ class Data(Construct):
             vpc_subnets=network.data_subnets,
             security_groups=[self.db_security_group],
             storage_encrypted=True,
+            storage_encryption_key=keys.database,
             iam_authentication=True,
             deletion_protection=stage.prod,
             removal_policy=stage.db_removal_policy,
@@ -90,9 +113,14 @@ class Data(Construct):
         secret = self.cluster.secret
         assert secret is not None, "generated credentials always come with a secret"
         self.db_secret: secretsmanager.ISecret = secret
+        Tags.of(generated).add(SECRET_TAG, "postgres")
 
         rotation_security_group = ec2.SecurityGroup(
-            self, "RotationSecurityGroup", vpc=vpc, description="Secrets Manager hosted rotation of the Aurora secret"
+            self,
+            "RotationSecurityGroup",
+            vpc=vpc,
+            description="Secrets Manager hosted rotation of the Aurora secret",
+            allow_all_outbound=False,
         )
         self.db_secret.add_rotation_schedule(
             "Rotation",
@@ -105,7 +133,11 @@ class Data(Construct):
 
         # --- RDS Proxy: what every function connects to, with IAM auth and TLS -----------------
         self.proxy_security_group = ec2.SecurityGroup(
-            self, "ProxySecurityGroup", vpc=vpc, description="RDS Proxy: reachable from Rampart functions only"
+            self,
+            "ProxySecurityGroup",
+            vpc=vpc,
+            description="RDS Proxy: reachable from Rampart functions only",
+            allow_all_outbound=False,  # its one egress rule: to Aurora (below)
         )
         self.proxy = self.cluster.add_proxy(
             "Proxy",
@@ -115,16 +147,24 @@ class Data(Construct):
             security_groups=[self.proxy_security_group],
             iam_auth=True,
             require_tls=True,
-            borrow_timeout=Duration.seconds(30),
+            borrow_timeout=Duration.seconds(proxy_borrow_timeout(manifest)),
         )
         self.cluster.connections.allow_default_port_from(self.proxy_security_group, "RDS Proxy")
         # The functions that use PostgreSQL wear this group; the proxy admits it.
         self.client_security_group = ec2.SecurityGroup(
-            self, "ClientSecurityGroup", vpc=vpc, description="Rampart functions that reach PostgreSQL"
+            self,
+            "ClientSecurityGroup",
+            vpc=vpc,
+            description="Rampart functions that reach PostgreSQL",
+            allow_all_outbound=False,
         )
         self.proxy.connections.allow_from(self.client_security_group, ec2.Port.tcp(DB_PORT), "Rampart functions")
         for reader in (self.client_security_group, rotation_security_group):
             network.secrets_endpoint.connections.allow_default_port_from(reader, "reads secrets")
+            # DynamoDB and S3 through their gateway endpoints (no route leads anywhere else: no NAT,
+            # no internet gateway). Their address ranges are regional prefix lists, which only a
+            # lookup at synthesis would name; HTTPS to any address is the narrowest rule without one.
+            reader.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the gateway endpoints")
 
         if not stage.prod:
             acknowledge(
@@ -200,10 +240,27 @@ class Data(Construct):
             description=f"Rampart {stage.name}: {SECRET_DESCRIPTIONS[spec.twin]}",
             generate_secret_string=generator,
             removal_policy=stage.removal_policy,
+            encryption_key=self.keys.secrets,
         )
         acknowledge(secret, "AwsSolutions-SMG4", rotation)
+        Tags.of(secret).add(SECRET_TAG, spec.name)
         return secret
 
+
+# Aurora's cluster parameters: TLS required for every connection (RDS Proxy's own included), each
+# connection and disconnection logged, and pgaudit's session audit of DDL, role and privilege
+# changes and data writes outside the ledger's functions. Statements' parameters are not logged
+# (they would put e-mails and password hashes into the logs).
+DB_PARAMETERS = {
+    "rds.force_ssl": "1",
+    "log_connections": "1",
+    "log_disconnections": "1",
+    "shared_preload_libraries": "pg_stat_statements,pgaudit",
+    "pgaudit.log": "ddl,role,write",
+    "pgaudit.log_parameter": "0",
+    "pgaudit.log_catalog": "0",
+    "pgaudit.role": "rds_pgaudit",
+}
 
 # Construct ids of the secrets that predate the manifest's Secret: a new logical id would replace
 # the secret, and with it every signing key and the admin's password.
@@ -212,6 +269,7 @@ SECRET_DESCRIPTIONS: dict[TwinSecret, str] = {
     "jwt_keys": "JWT signing keys by kid",
     "admin": "credentials of the seeded admin",
     "random_key": "a generated key, 64 hex characters",
+    "webhook_secret": "a provider's Standard Webhooks signing secrets (whsec_..., newest first)",
 }
 HEX_DIGITS = frozenset("0123456789abcdef")
 SECRET_SHAPES: dict[TwinSecret, tuple[secretsmanager.SecretStringGenerator, str]] = {
@@ -250,5 +308,16 @@ SECRET_SHAPES: dict[TwinSecret, tuple[secretsmanager.SecretStringGenerator, str]
         ),
         "A random key with no external counterpart: an operator replaces it with put-secret-value "
         "(docs/cloud.md, 'Set secrets'); a rotation Lambda would only do the same on a timer.",
+    ),
+    # A placeholder of 32 base64 characters (24 bytes; the whsec_ prefix is optional to the
+    # verifier) until an operator puts the provider's own secret (docs/webhooks.md).
+    "webhook_secret": (
+        secretsmanager.SecretStringGenerator(
+            password_length=32,
+            exclude_punctuation=True,
+            include_space=False,
+        ),
+        "The provider issues this secret and rotates it on its side: an operator puts the new one in "
+        "front of the old (docs/webhooks.md, 'Rotation'); we cannot rotate it alone.",
     ),
 }

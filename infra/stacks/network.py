@@ -1,10 +1,17 @@
 """The VPC: private subnets only (no NAT, no internet gateway). Aurora and its proxy live in the
 ``data`` subnets, the functions that reach PostgreSQL in the ``app`` subnets; AWS services are
-reached through VPC endpoints (DynamoDB and S3 gateways, Secrets Manager interface)."""
+reached through VPC endpoints (DynamoDB and S3 gateways, Secrets Manager interface), whose
+policies admit only requests for resources of this account (data cannot be copied out to another
+account's table, bucket or secret through them).
+
+Every security group of the stage is created without the implicit allow-all egress: each
+egress rule is written where the connection is (``data.py``)."""
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -22,7 +29,7 @@ class Network(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
-            max_azs=2,
+            availability_zones=stage.availability_zones,
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22),
@@ -37,13 +44,48 @@ class Network(Construct):
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name=APP_SUBNETS)
         self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
-        self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        account = Stack.of(self).account
+        self.dynamodb_endpoint = self.vpc.add_gateway_endpoint(
+            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+        )
+        self.s3_endpoint = self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        for endpoint, service in ((self.dynamodb_endpoint, "dynamodb"), (self.s3_endpoint, "s3")):
+            endpoint.add_to_policy(own_account_only(service, account))
         # Closed by default; the data construct admits exactly the security groups that read secrets.
+        self.secrets_endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "SecretsEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="Secrets Manager endpoint: HTTPS from the groups that read secrets, no egress",
+            allow_all_outbound=False,
+        )
         self.secrets_endpoint = self.vpc.add_interface_endpoint(
             "SecretsManager",
             service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
             subnets=self.app_subnets,
             private_dns_enabled=True,
             open=False,
+            security_groups=[self.secrets_endpoint_security_group],
         )
+        self.secrets_endpoint.add_to_policy(own_account_only("secretsmanager", account))
+        # Secret rotation asks for a random password, an action on no resource (so no resource account).
+        self.secrets_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="RandomPasswordsForOurPrincipals",
+                principals=[iam.AnyPrincipal()],
+                actions=["secretsmanager:GetRandomPassword"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:PrincipalAccount": account}},
+            )
+        )
+
+
+def own_account_only(service: str, account: str) -> iam.PolicyStatement:
+    """An endpoint policy statement: any action of ``service``, on resources of ``account`` only."""
+    return iam.PolicyStatement(
+        sid=f"{service.capitalize()}OfThisAccountOnly".replace("manager", "Manager"),
+        principals=[iam.AnyPrincipal()],
+        actions=[f"{service}:*"],
+        resources=["*"],
+        conditions={"StringEquals": {"aws:ResourceAccount": account}},
+    )

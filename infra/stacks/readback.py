@@ -18,6 +18,8 @@ FUNCTION_TAG = "rampart:function"
 QUEUE_TAG = "rampart:queue"
 TABLE_TAG = "rampart:table"
 STATE_MACHINE_TAG = "rampart:state-machine"
+SECRET_TAG = "rampart:secret"  # noqa: S105 - a tag key; manifest secrets by name, the Aurora secret as "postgres"
+KEY_TAG = "rampart:key"  # customer-managed KMS keys by purpose
 SCHEDULE_PREFIX = "rampart schedule "
 
 Template = Mapping[str, Any]

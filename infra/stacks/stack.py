@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Environment, Stack, Tags
 from constructs import Construct
 
 from infra.manifest import MANIFEST, Manifest
@@ -13,6 +13,7 @@ from infra.stacks.asynchronous import Asynchronous
 from infra.stacks.compute import Bound, Compute, bound_queue, bound_secret, bound_state_machine, bound_table
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data
+from infra.stacks.keys import Keys
 from infra.stacks.migrations import Migrations
 from infra.stacks.network import Network
 from infra.stacks.observability import Observability
@@ -46,6 +47,7 @@ class RampartStack(Stack):
             construct_id,
             description=f"Rampart payments backend, stage {stage.name} (infra/stacks)",
             termination_protection=stage.prod,
+            env=Environment(account=stage.account, region=stage.region),
             **kwargs,
         )
         manifest.check()
@@ -54,8 +56,9 @@ class RampartStack(Stack):
         Tags.of(self).add("project", "rampart", exclude_resource_types=untaggable)
         Tags.of(self).add("rampart:stage", stage.name, exclude_resource_types=untaggable)
 
+        self.keys = Keys(self, "Keys", stage=stage)
         self.network = Network(self, "Network", stage=stage)
-        self.data = Data(self, "Data", stage=stage, network=self.network, manifest=manifest)
+        self.data = Data(self, "Data", stage=stage, network=self.network, keys=self.keys, manifest=manifest)
         self.compute = Compute(self, "Compute", stage=stage, network=self.network, data=self.data, manifest=manifest)
         self.asynchronous = Asynchronous(
             self, "Async", stage=stage, functions=self.compute.functions, manifest=manifest
@@ -67,6 +70,7 @@ class RampartStack(Stack):
             functions=self.compute.functions,
             queues=self.asynchronous.queues,
             state_machines=manifest.state_machines,
+            logs_key=self.keys.logs,
         )
         bound: dict[str, Bound] = {
             **{name: bound_table(table) for name, table in self.data.tables.items()},
@@ -77,7 +81,7 @@ class RampartStack(Stack):
         self.compute.bind(bound)
         # No REST API for a manifest without routes (a test manifest of other kinds).
         self.api = (
-            Api(self, "Api", stage=stage, functions=self.compute.functions, manifest=manifest)
+            Api(self, "Api", stage=stage, functions=self.compute.functions, manifest=manifest, logs_key=self.keys.logs)
             if manifest.routes()
             else None
         )
@@ -100,6 +104,10 @@ class RampartStack(Stack):
             dead_letter_queues=self.asynchronous.dead_letter_queues,
             api=self.api.rest_api if self.api else None,
             state_machines=self.workflows.state_machines,
+            manifest=manifest,
+            proxy=self.data.proxy,
+            cluster=self.data.cluster,
+            tables=self.data.tables,
         )
 
         if self.api:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Tags
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -38,6 +39,7 @@ class Workflows(Construct):
         queues: Mapping[str, sqs.IQueue],
         state_machines: tuple[StateMachine, ...] = STATE_MACHINES,
         root: Path = ROOT,
+        logs_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.state_machines: dict[str, sfn.StateMachine] = {}
@@ -66,6 +68,7 @@ class Workflows(Construct):
                 log_group_name=f"/aws/vendedlogs/states/rampart-{stage.name}-{spec.name}",
                 retention=stage.log_retention,
                 removal_policy=stage.removal_policy,
+                encryption_key=logs_key,  # executions' data: payment data
             )
             machine = sfn.StateMachine(
                 self,

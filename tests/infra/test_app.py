@@ -21,7 +21,12 @@ def test_app_synthesizes_every_stage(cloud: Cloud) -> None:
     for stage in STAGES:
         artifact = cloud.manifest["artifacts"][stack_name(stage)]
         assert artifact["type"] == "aws:cloudformation:stack"
-    assert cloud.report.get("pluginReports", []) == []
+    # Only suppressed findings: aws-cdk-lib's own CloudFormation validation acknowledges the written-out
+    # availability zones of a stage pinned to its account and region (W3010) itself.
+    for report in cloud.report.get("pluginReports", []):
+        assert report["conclusion"] == "success", report["pluginName"]
+        assert report["violations"] == [], report["pluginName"]
+        assert {v["ruleName"] for v in report.get("suppressedViolations", [])} <= {"W3010"}
 
 
 def test_app_refuses_an_unknown_stage(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_env_contract_follows_uses(dev_json: dict[str, Any], spec: manifest.Func
     expected = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "RAMPART_STAGE", "RAMPART_USES"}
     declared = manifest.resources()
     if "postgres" in spec.uses:
-        expected |= {"RAMPART_DB_SECRET_ARN", "RAMPART_DB_PROXY_ENDPOINT", "RAMPART_DB_NAME", "RAMPART_DB_USER"}
+        expected |= {"RAMPART_DB_PROXY_ENDPOINT", "RAMPART_DB_NAME", "RAMPART_DB_USER"}
     expected |= {manifest.env_var(declared[name]) for name in spec.uses if name != "postgres"}
     expected |= {key for key, _ in spec.env}
     assert set(env) == expected
@@ -372,7 +372,11 @@ def test_function_roles_are_least_privilege(dev_json: dict[str, Any]) -> None:
         text = " ".join(t for t in policy_text.values() if f'"{role}"' in t)
         assert ("dynamodb:" in text) == bool(spec.uses & {t.name for t in manifest.TABLES}), spec.name
         assert ("rds-db:connect" in text) == ("postgres" in spec.uses), spec.name
-        assert "sqs:SendMessage" in text if spec.asynchronous else "sqs:" not in text, spec.name
+        queues = {q.name for q in manifest.QUEUES}
+        consumer = any(q.consumer == spec.name for q in manifest.QUEUES)
+        assert ("sqs:" in text) == (spec.asynchronous or consumer or bool(spec.uses & queues)), spec.name
+        if spec.asynchronous:
+            assert "sqs:SendMessage" in text, spec.name
 
 
 # --- stage safety and observability ------------------------------------------------------------
@@ -402,16 +406,19 @@ def test_alarms_and_dashboard(dev_json: dict[str, Any], dev: Template) -> None:
     alarms = [a["Properties"] for a in _of_type(dev_json, "AWS::CloudWatch::Alarm").values()]
     for alarm in alarms:
         assert alarm["AlarmActions"], "every alarm notifies the alarm topic"
-        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        heartbeat = alarm.get("MetricName") == "Invocations"
+        assert alarm["ComparisonOperator"] == ("LessThanThreshold" if heartbeat else "GreaterThanThreshold")
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in alarms:
-        by_metric.setdefault(alarm["MetricName"], []).append(alarm)
+        by_metric.setdefault(alarm.get("MetricName", "(math)"), []).append(alarm)
     dlqs = {dlq_name(f.name) for f in manifest.FUNCTIONS if f.asynchronous} | {
         dlq_name(q.name) for q in manifest.QUEUES
     }
-    assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(dlqs)
+    assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(dlqs) + 1, "and the undelivered alarms' DLQ"
     assert all(a["Threshold"] == 0 for a in by_metric["ApproximateNumberOfMessagesVisible"])
-    assert len(by_metric["Errors"]) == len(manifest.FUNCTIONS)
+    # every function's errors; the authorizer's as errors less refusals (metric math)
+    authorizers = manifest.MANIFEST.of_kind("authorizer")
+    assert len(by_metric["Errors"]) == len(manifest.FUNCTIONS) - len(authorizers)
     assert len(by_metric["5XXError"]) == 1
     (latency,) = by_metric["Latency"]
     assert latency["ExtendedStatistic"] == "p99"

@@ -82,6 +82,11 @@ def template_dead_letter_queues(template: Mapping[str, Any]) -> dict[str, str]:
         target_arn = template["Resources"][logical_id]["Properties"].get("DeadLetterConfig", {}).get("TargetArn")
         for target in readback.referenced_logical_ids(target_arn) & set(queues):
             found[name] = queues[target]
+    # A manifest queue's redrive policy names its DLQ.
+    for logical_id, name in queues.items():
+        redrive = template["Resources"][logical_id]["Properties"].get("RedrivePolicy", {})
+        for target in readback.referenced_logical_ids(redrive) & set(queues):
+            found[name] = queues[target]
     return found
 
 
@@ -131,7 +136,9 @@ def test_queues_and_dead_letter_queues(dev_json: dict[str, Any], twin_triggers: 
     assert {q["name"] for q in twin_triggers["queues"]} == cloud
     twin_dlqs = {q["dead_letter_queue_of"]: q["name"] for q in twin_triggers["queues"] if q["dead_letter_queue_of"]}
     assert twin_dlqs == template_dead_letter_queues(dev_json)
-    assert set(twin_dlqs) == {fn.name for fn in manifest.FUNCTIONS if fn.asynchronous}
+    assert set(twin_dlqs) == {fn.name for fn in manifest.FUNCTIONS if fn.asynchronous} | {
+        q.name for q in manifest.QUEUES
+    }
 
 
 def test_tables(dev_json: dict[str, Any], twin_triggers: dict[str, Any]) -> None:

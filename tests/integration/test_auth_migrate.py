@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -40,7 +41,10 @@ def test_cloud_database_url_uses_a_fresh_iam_token_through_the_proxy(monkeypatch
     token = unquote(url.password or "")
     assert token.startswith("proxy.example.internal:5432/?Action=connect")
     assert "X-Amz-Signature=" in token  # an IAM auth token signed locally, not a stored password
-    assert url.query == "sslmode=require"
+    query = dict(item.split("=", 1) for item in url.query.split("&"))
+    assert query["sslmode"] == "verify-full"  # the proxy's certificate and host name are checked
+    assert unquote(query["sslrootcert"]).endswith("botocore/cacert.pem")
+    assert "Amazon Root CA 1" in Path(unquote(query["sslrootcert"])).read_text()
 
 
 def test_database_url_needs_one_or_the_other(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,16 +38,36 @@ def test_lambda_gets_one_lazy_connection_reused_across_invocations(fresh_env: py
 
 
 def test_lambda_connection_reopens_after_the_server_dropped_it(pg_url: str) -> None:
+    """A connection the server closed while idle (pg_terminate_backend here; RDS Proxy's idle
+    timeout or a failover in the cloud) is replaced before use: the call succeeds, no 5xx."""
     database = SingleConnection(pg_url)
     try:
         first = backend_pid(database)
         with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
-        with pytest.raises(psycopg.OperationalError):
-            backend_pid(database)  # the in-flight call fails loudly, never half-written
-        assert backend_pid(database) != first  # the next invocation reconnects
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (first,))  # waits until it is gone
+        assert backend_pid(database) != first  # the next invocation reconnects, and its call succeeds
+        assert database.reconnects == 1
     finally:
         database.close()
+
+
+def test_a_connection_dropped_while_a_statement_runs_fails_that_call_and_reconnects_after(pg_url: str) -> None:
+    database = SingleConnection(pg_url)
+    try:
+        first = backend_pid(database)
+        with database.connection() as conn:
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", (first,))
+            # the statement was sent: it fails loudly, never retried
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT 1").fetchone()
+        assert backend_pid(database) != first
+    finally:
+        database.close()
+
+
+def test_connections_give_up_after_the_connect_timeout() -> None:
+    assert dbmodule._CONNECT_ARGS["connect_timeout"] == dbmodule.CONNECT_TIMEOUT_SECONDS <= 5
 
 
 def test_outside_lambda_a_pool(fresh_env: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,28 @@ functions check roles again (``require_role``). The context reaches the function
 (API Gateway allows only strings, numbers and booleans there).
 
 Anything wrong with the credentials raises ``Exception("Unauthorized")``: that exact message is
-how a Lambda authorizer makes API Gateway answer 401.
+how a Lambda authorizer makes API Gateway answer 401 (a returned Deny policy would be a 403,
+which API.md reserves for an authenticated caller without the right). Lambda counts that raise
+as a function error, so each refusal is also counted as the ``AuthorizerRefused`` metric and the
+error alarm watches errors less refusals (infra/stacks/observability.py).
+
+A partner's policy carries ``usageIdentifierKey``: the API key it presented, which API Gateway
+(API key source ``AUTHORIZER``) matches to that partner's key of the partner usage plan.
+
+No API Gateway authorizer cache: its cache key is every identity source, all of which must be
+present, and a caller presents one of two headers (``Authorization`` or ``X-Api-Key``); a cache
+keyed on fewer headers than the credential could serve one caller's policy to another. Instead
+:class:`IdentityCache` keeps a verified API key's identity in the container for a minute, keyed
+by the key's SHA-256 (never the key), so a partner's steady traffic costs one database lookup a
+minute per container; refusals are never cached. Bearer tokens need no cache (verified locally).
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,7 +82,7 @@ def stage_arn(method_arn: str) -> str:
     return ":".join(parts[:5]) + ":" + "/".join(api_and_stage[:2])
 
 
-def policy(identity: Identity, method_arn: str) -> dict[str, Any]:
+def policy(identity: Identity, method_arn: str, usage_key: str | None = None) -> dict[str, Any]:
     base = stage_arn(method_arn)
     statements: list[dict[str, Any]] = [
         {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [f"{base}/*/*"]},
@@ -77,11 +94,62 @@ def policy(identity: Identity, method_arn: str) -> dict[str, Any]:
     context: dict[str, str] = {"principalId": identity.id, "role": identity.role, "kind": identity.kind}
     if identity.partner_id is not None:
         context["partnerId"] = identity.partner_id
-    return {
+    result: dict[str, Any] = {
         "principalId": identity.id,
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
         "context": context,
     }
+    if usage_key is not None:
+        result["usageIdentifierKey"] = usage_key
+    return result
+
+
+def usage_key(event: dict[str, Any], identity: Identity) -> str | None:
+    """A partner's API key as presented: what the usage plan knows the partner by."""
+    if identity.partner_id is None:
+        return None
+    try:
+        kind, secret = credentials(event)
+    except Unauthorized:
+        return None
+    return secret if kind == "api_key" else None
+
+
+class IdentityCache:
+    """Verified identities by the SHA-256 of their credential, for ``ttl_seconds``, at most
+    ``max_entries`` (the least recently used go first). Only successes are stored."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = 60.0,  # not money: seconds
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,  # not money: seconds
+    ) -> None:
+        self.ttl_seconds, self.max_entries, self._clock = ttl_seconds, max_entries, clock
+        self._entries: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, credential: str, load: Callable[[str], Identity]) -> Identity:
+        key = hashlib.sha256(credential.encode()).hexdigest()
+        now = self._clock()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and now - found[1] < self.ttl_seconds:
+                self._entries.move_to_end(key)
+                return found[0]
+        identity = load(credential)  # raises on a refusal: nothing is stored
+        with self._lock:
+            self.loads += 1
+            self._entries[key] = (identity, now)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return identity
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 # The entry stack of the ``authorizer`` kind ------------------------------------------------------
@@ -110,7 +178,7 @@ def authorizer_entry(
                 entry.count("AuthorizerRefused")
                 raise Unauthorized() from None
             entry.logger.append_keys(principal_id=identity.id, role=identity.role)
-            return policy(identity, str(event.get("methodArn", "")))
+            return policy(identity, str(event.get("methodArn", "")), usage_key(event, identity))
 
         def correlation(event: Any, context: Any) -> str | None:
             return header(event, "X-Correlation-Id") if isinstance(event, dict) else None

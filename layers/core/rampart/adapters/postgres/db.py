@@ -1,13 +1,23 @@
 """PostgreSQL connections fit for both runtimes.
 
 In Lambda a container handles one request at a time, so it keeps one lazily opened connection
-and reuses it across invocations (reopened if it broke). Locally, where a threaded server
-handles many requests at once, a psycopg pool. Every connection is in autocommit: each ledger
-operation is a single statement (one SQL function call), hence its own transaction.
+and reuses it across invocations. Locally, where a threaded server handles many requests at
+once, a psycopg pool. Every connection is in autocommit: each ledger operation is a single
+statement (one SQL function call), hence its own transaction.
+
+A kept connection goes stale while the container idles: RDS Proxy closes idle client
+connections, Aurora restarts, an operator terminates a backend. Before it is reused, one whose
+server has closed it (its socket turned readable while idle: the server's last words and EOF)
+is replaced by a fresh one; the statement then runs on the fresh connection, never on the dead
+one, so the request succeeds instead of answering 5xx. A failure while a statement runs drops
+the connection for the next call and propagates (the ledger's references make a client's retry
+idempotent). Connecting gives up after ``CONNECT_TIMEOUT_SECONDS``, well within a function's
+timeout.
 """
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -25,25 +35,50 @@ class Database(Protocol):
 # Never prepare server-side: psycopg's automatic prepare (after 5 runs of a query) costs its own
 # round trip, and prepared statements pin sessions behind RDS Proxy. Each ledger operation is one
 # short function call, cheap to plan.
-_CONNECT_ARGS: dict[str, Any] = {"autocommit": True, "application_name": "rampart", "prepare_threshold": None}
+CONNECT_TIMEOUT_SECONDS = 5  # libpq's connect_timeout; the proxy's borrow timeout is below every function's
+_CONNECT_ARGS: dict[str, Any] = {
+    "autocommit": True,
+    "application_name": "rampart",
+    "prepare_threshold": None,
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+}
 
 
 def _connect(url: str) -> psycopg.Connection:
     return psycopg.connect(url, **_CONNECT_ARGS)
 
 
+def is_stale(conn: psycopg.Connection) -> bool:
+    """Whether an idle connection can no longer be used: closed, broken, or its socket readable.
+    An idle autocommit connection expects nothing from the server; bytes waiting there are a
+    terminated backend's FATAL error or a closed socket's EOF (RDS Proxy's idle-client timeout,
+    a failover, ``pg_terminate_backend``). Costs no round trip."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class SingleConnection:
-    """One connection per process, opened on first use (Lambda)."""
+    """One connection per process, opened on first use (Lambda), replaced before use when stale."""
 
     def __init__(self, url: str | Callable[[], str]) -> None:
         self._url = url
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
+        self.reconnects = 0  # stale connections replaced before use
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None and is_stale(self._conn):
+                self._conn.close()
+                self._conn = None
+                self.reconnects += 1
+            if self._conn is None:
                 self._conn = _connect(self._url if isinstance(self._url, str) else self._url())
             try:
                 yield self._conn
@@ -90,7 +125,9 @@ _database_lock = threading.Lock()
 def database_url() -> str:
     """``DATABASE_URL`` when set (the twin, tests). In the cloud, built for each new connection:
     through the RDS Proxy (``RAMPART_DB_PROXY_ENDPOINT``), which requires IAM authentication, as
-    ``RAMPART_DB_USER`` with a fresh auth token (valid 15 minutes, signed locally) and TLS."""
+    ``RAMPART_DB_USER`` with a fresh auth token (valid 15 minutes, signed locally) and TLS that
+    verifies the proxy's certificate and host name (``sslmode=verify-full``) against the public
+    roots botocore ships, which include Amazon's (RDS Proxy's certificates chain to them)."""
     from rampart.core.settings import settings
 
     current = settings()
@@ -108,7 +145,20 @@ def database_url() -> str:
 
     token = boto3.client("rds").generate_db_auth_token(DBHostname=endpoint, Port=5432, DBUsername=user)
     credentials = f"{quote(user, safe='')}:{quote(token, safe='')}"
-    return f"postgresql://{credentials}@{endpoint}:5432/{quote(current.db_name, safe='')}?sslmode=require"
+    tls = f"sslmode=verify-full&sslrootcert={quote(trust_store(), safe='/')}"
+    return f"postgresql://{credentials}@{endpoint}:5432/{quote(current.db_name, safe='')}?{tls}"
+
+
+def trust_store() -> str:
+    """The CA bundle the layer already carries: botocore's ``cacert.pem`` (Amazon's roots included)."""
+    from pathlib import Path
+
+    import botocore
+
+    bundle = Path(botocore.__file__).parent / "cacert.pem"
+    if not bundle.is_file():
+        raise RuntimeError(f"no CA bundle at {bundle}: cannot verify the database proxy's certificate")
+    return str(bundle)
 
 
 def get_database() -> Database:

@@ -1,0 +1,121 @@
+"""The dedicated recording run of tests/infra/test_iam_coverage.py, in a process of its own:
+
+    python -m tests.infra.iam_run --database-url URL --state-dir DIR --out calls.json
+
+An in-process twin of Rampart's manifest, driven through :func:`representative_requests` while
+:mod:`tests.support.iam` records every AWS call of every function (each invocation starting
+from a container's cold caches). Its own process, because a twin leaves process-wide state
+behind (the handler modules' idempotency stores, settings, moto) that would leak into the tests
+sharing a worker. Writes ``{"calls": [...], "invoked": [...]}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from infra import manifest
+from tests.e2e.api import Client, admin, fund, new_user
+from tests.support import iam
+
+PASSWORD = "correct horse battery staple"
+WEBHOOK_SECRET = "_webhook_secret"
+
+
+def _ok(reply: Any, status: int = 200) -> Any:
+    assert reply.status == status, reply
+    return reply.body
+
+
+def representative_requests(base: str) -> None:
+    """One request of every kind each function serves, successes and refusals alike."""
+    anonymous = Client(base)
+    _ok(anonymous.get("/health"))
+
+    # auth: register, a failed and a good login (the rate limiter), me, refresh, logout
+    email = f"iam-{uuid.uuid4().hex[:10]}@example.com"
+    _ok(anonymous.post("/v1/auth/register", {"email": email, "password": PASSWORD, "role": "user"}), 201)
+    _ok(anonymous.post("/v1/auth/login", {"email": email, "password": "wrong password!"}), 401)
+    tokens = _ok(anonymous.post("/v1/auth/login", {"email": email, "password": PASSWORD}))
+    alice = Client(base, token=tokens["access_token"])
+    _ok(alice.get("/v1/me"))
+    tokens = _ok(anonymous.post("/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}))
+    _ok(anonymous.post("/v1/auth/logout", {"refresh_token": tokens["refresh_token"]}), 204)
+    _ok(Client(base, token="not-a-token").get("/v1/me"), 401)  # the authorizer refuses
+
+    # admin: a partner whose key authenticates, deposits (one replayed)
+    root = admin(base)
+    partner = _ok(root.post("/v1/admin/partners", {"name": "IAM Pay", "markup_bps": 5}), 201)
+    _ok(Client(base).get("/v1/me", headers={"X-Api-Key": partner["api_key"]}))
+
+    # accounts and transfers
+    bob = new_user(base)
+    src = _ok(alice.post("/v1/accounts", {"currency": "USD"}), 201)["id"]
+    _ok(alice.post("/v1/accounts", {"currency": "EUR"}), 201)
+    dst = _ok(bob.post("/v1/accounts", {"currency": "USD"}), 201)["id"]
+    fund(root, src, "100.00")
+    key = uuid.uuid4().hex
+    deposit = {"account_id": src, "amount": "5.00"}
+    _ok(root.post("/v1/admin/deposits", deposit, key=key), 201)
+    _ok(root.post("/v1/admin/deposits", deposit, key=key), 201)  # the idempotent replay
+    page = _ok(alice.get("/v1/accounts?limit=1"))  # a signed cursor (cursor_key)
+    _ok(alice.get(f"/v1/accounts?limit=1&cursor={page['next_cursor']}"))
+    _ok(alice.get(f"/v1/accounts/{src}"))
+    _ok(alice.get(f"/v1/accounts/{src}/entries"))
+    item = {"from_account_id": src, "to_account_id": dst, "currency": "USD"}
+    sent = _ok(alice.post("/v1/transfers", {**item, "amount": "1.00"}, key=True), 201)
+    _ok(alice.get(f"/v1/transfers/{sent['id']}"))
+    hold = _ok(alice.post("/v1/transfers", {**item, "amount": "2.00", "hold": {"timeout_seconds": 600}}, key=True), 201)
+    _ok(alice.post(f"/v1/transfers/{hold['id']}/post", {"amount": "1.00"}, key=True))
+    hold = _ok(alice.post("/v1/transfers", {**item, "amount": "2.00", "hold": {"timeout_seconds": 600}}, key=True), 201)
+    _ok(alice.post(f"/v1/transfers/{hold['id']}/void", key=True))
+    batch = {"transfers": [{**item, "amount": "0.50"}, {**item, "amount": "0.25"}]}
+    _ok(alice.post("/v1/transfers/batch", batch, key=True), 201)
+    refused = alice.post("/v1/transfers", {**item, "amount": "100000.00"}, key=True)
+    assert refused.status == 422, refused
+    page = _ok(alice.get("/v1/transfers?limit=1"))
+    _ok(alice.get(f"/v1/transfers?limit=1&cursor={page['next_cursor']}"))
+
+    # webhooks: an unsigned delivery from each provider (``<provider>_webhook_secret``) is refused
+    # once the function has read that provider's signing secrets
+    for fn in manifest.MANIFEST.of_kind("webhook"):
+        assert fn.path is not None
+        providers = [u.removesuffix(WEBHOOK_SECRET) for u in sorted(fn.uses) if u.endswith(WEBHOOK_SECRET)]
+        for provider in providers or ["unknown"]:
+            headers = {"Content-Type": "application/json"}
+            reply = anonymous.call("POST", f"{fn.path}/{provider}", raw=b"{}", headers=headers)
+            assert 400 <= reply.status < 500, reply
+
+    # schedules, run now (the twin's schedules are off in this run)
+    for schedule in manifest.SCHEDULES:
+        _ok(anonymous.post(f"/_twin/schedules/{schedule.name}/run"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+
+    from infra.local import aws
+    from infra.local.twin import Twin
+
+    aws.isolate_environment()
+    twin = Twin(database_url=args.database_url, state_dir=args.state_dir, schedules=False, queues=False)
+    with iam.recording() as calls, iam.cold_containers():
+        try:
+            representative_requests(twin.start(port=0, timeout=120))
+        finally:
+            twin.stop()
+    report: dict[str, Any] = {
+        "calls": [json.loads(c.as_json()) for c in sorted(calls)],
+        "invoked": sorted(iam.invoked),
+    }
+    args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
