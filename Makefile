@@ -9,16 +9,17 @@ EXTRAS ?= chains,twin,infra,dev
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: all venv run test unit lint bench migrate openapi clean layers synth
+.PHONY: all venv run test unit lint bench bench-count migrate openapi clean layers synth contracts
 
 all: test
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt contracts/package-lock.json
 	@[ -n "$(PYTHON)" ] || { echo "Rampart needs Python 3.11 or newer on PATH" >&2; exit 1; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
 		-c constraints.txt -e ".[$(EXTRAS)]"
+	npm ci --no-audit --no-fund --prefix contracts
 	@touch $@
 
 venv: $(STAMP)
@@ -45,6 +46,10 @@ bench: venv
 	$(BIN)/python -m tests.perf.bench_ledger
 	$(BIN)/python -m tests.perf.bench_api
 
+## bench-count: instructions per transfer, step by step inside the ledger functions (callgrind; needs valgrind)
+bench-count: venv
+	$(BIN)/python -m tests.perf.count_ledger single batch
+
 ## openapi: write openapi.json, the OpenAPI document merged from every API function (committed; a test checks it)
 openapi: venv
 	$(BIN)/python -m infra.local.openapi openapi.json
@@ -61,5 +66,9 @@ layers: venv
 synth: venv
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python infra/app.py
 
+## contracts: recompile contracts/*.sol with the pinned solc into the committed EVM artifacts
+contracts: venv
+	node contracts/compile.mjs
+
 clean:
-	rm -rf $(VENV) .bench cdk.out build .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench cdk.out build .data .pytest_cache .mypy_cache .ruff_cache contracts/node_modules

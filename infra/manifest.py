@@ -80,19 +80,21 @@ class Queue:
     actions: tuple[str, ...] = ("sqs:SendMessage",)  # granted to functions that use it (to send)
 
 
-TwinSecret = Literal["jwt_keys", "admin", "random_key"]
+TwinSecret = Literal["jwt_keys", "admin", "random_key", "webhook_secret"]
 
 
 @dataclass(frozen=True)
 class Secret:
     """A Secrets Manager secret: the env var carries its ARN. ``twin``: how the twin makes its
     value (``jwt_keys``: a key ring kept under the state folder; ``admin``: the seeded admin's
-    credentials; ``random_key``: 32 random bytes, hex, kept under the state folder)."""
+    credentials; ``random_key``: 32 random bytes, hex, kept under the state folder;
+    ``webhook_secret``: a Standard Webhooks ``whsec_<base64 of 24 random bytes>``, kept under the
+    state folder, which the twin's world signs its webhooks with)."""
 
     name: str
     setting: str
     twin: TwinSecret
-    actions: tuple[str, ...] = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+    actions: tuple[str, ...] = ("secretsmanager:GetSecretValue",)  # nothing describes a secret
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,33 @@ class Function:
     memory_mb: int = 512
     env: tuple[tuple[str, str], ...] = ()
     path: str | None = None  # webhook functions: the twin's URL path (the cloud gives a function URL)
+    # Reserved concurrency: at most this many run at once, and this many are always available to
+    # it (a login flood cannot starve the authorizer). None: 1 for scheduled and deploy functions
+    # (a run never overlaps the previous one), unreserved otherwise.
+    reserved_concurrency: int | None = None
+    # Per used resource, the actions this function is granted instead of the resource's own
+    # ``actions`` (e.g. health only describes the tables): (resource name, actions) pairs.
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def asynchronous(self) -> bool:
         """Invoked asynchronously (schedules, deploy triggers): failures go to a DLQ."""
         return self.kind in ASYNCHRONOUS_KINDS
+
+    @property
+    def concurrency(self) -> int | None:
+        """The reserved concurrency the cloud sets (see ``reserved_concurrency``)."""
+        if self.reserved_concurrency is None and self.kind in ASYNCHRONOUS_KINDS:
+            return 1
+        return self.reserved_concurrency
+
+    def actions_on(self, resource: Resource) -> tuple[str, ...]:
+        """What this function may do to ``resource``: its own ``grants`` entry, else the resource's ``actions``."""
+        own = dict(self.grants)
+        if resource.name in own:
+            return own[resource.name]
+        actions: tuple[str, ...] = getattr(resource, "actions", ())
+        return actions
 
 
 API_ROLES = ("user", "business", "lender", "partner", "admin")
@@ -138,6 +162,10 @@ FUNCTIONS: tuple[Function, ...] = (
         description="GET /health: PostgreSQL, DynamoDB and queues reachable",
         routes=(Route("GET", "/health", auth=False),),
         uses=frozenset({"postgres", "idempotency", "rate_limits"}),
+        # It only checks that the tables answer: no item access (deleting idempotency records
+        # would enable replays).
+        grants=(("idempotency", ("dynamodb:DescribeTable",)), ("rate_limits", ("dynamodb:DescribeTable",))),
+        reserved_concurrency=5,
     ),
     Function(
         name="auth",
@@ -151,6 +179,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("GET", "/v1/me"),
         ),
         uses=frozenset({"postgres", "rate_limits", "jwt_keys"}),
+        reserved_concurrency=20,  # argon2 is memory- and CPU-hungry: a login flood stays within this
     ),
     Function(
         name="accounts",
@@ -163,6 +192,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("GET", "/v1/accounts/{id}/entries"),
         ),
         uses=LEDGER | {"cursor_key"},
+        reserved_concurrency=50,
     ),
     Function(
         name="transfers",
@@ -177,6 +207,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("GET", "/v1/transfers/{id}"),
         ),
         uses=MONEY | {"cursor_key"},
+        reserved_concurrency=50,
     ),
     Function(
         name="admin",
@@ -187,6 +218,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/admin/deposits", idempotent=True, roles=("admin",)),
         ),
         uses=frozenset({"postgres", "idempotency"}),
+        reserved_concurrency=10,
     ),
     Function(
         name="authorizer",
@@ -195,6 +227,7 @@ FUNCTIONS: tuple[Function, ...] = (
         uses=frozenset({"postgres", "jwt_keys"}),
         kind="authorizer",
         memory_mb=256,
+        reserved_concurrency=100,  # always available: every authenticated request runs it (uncached)
     ),
     Function(
         name="ledger_sweep",
@@ -212,21 +245,67 @@ FUNCTIONS: tuple[Function, ...] = (
         kind="deploy",
         timeout_seconds=300,
     ),
+    Function(
+        name="provider_webhook",
+        handler="functions.provider_webhook.handler.handler",
+        description="POST /webhooks/providers/{provider}: verify, dedup, record and queue a provider's event",
+        kind="webhook",
+        path="/webhooks/providers",
+        uses=frozenset({"postgres", "provider_events", "pix_webhook_secret"}),
+        reserved_concurrency=10,  # a delivery flood (signed or not) stays within this
+    ),
+    Function(
+        name="webhook_apply",
+        handler="functions.webhook_apply.handler.handler",
+        description="Apply queued provider events to the rail state, once each",
+        kind="queue",
+        uses=frozenset({"postgres"}),
+    ),
+    Function(
+        name="webhook_requeue",
+        handler="functions.webhook_requeue.handler.handler",
+        description="Queue again provider events recorded but not applied; forget delivery ids after 72 h",
+        kind="scheduled",
+        uses=frozenset({"postgres", "provider_events"}),
+        timeout_seconds=60,
+    ),
 )
 
 POSTGRES = Postgres()
 TABLES: tuple[Table, ...] = (
     Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
-    Table("rate_limits", setting="rate_limit_table", partition_key="pk", ttl_attribute="expires_at"),
+    Table(
+        "rate_limits",
+        setting="rate_limit_table",
+        partition_key="pk",
+        ttl_attribute="expires_at",
+        actions=("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),  # no PutItem: counters update
+    ),
 )
 SECRETS: tuple[Secret, ...] = (
     Secret("jwt_keys", setting="jwt_secret_arn", twin="jwt_keys"),  # JWT signing keys: kid → secret
     Secret("admin", setting="admin_secret_arn", twin="admin"),  # the seeded admin's credentials (migrate)
     Secret("cursor_key", setting="cursor_key_arn", twin="random_key"),  # signs pagination cursors (HMAC)
+    # PIX's Standard Webhooks secrets, newest first (rampart.webhooks.providers maps pix to it)
+    Secret("pix_webhook_secret", setting="pix_webhook_secret_arn", twin="webhook_secret"),
 )
-QUEUES: tuple[Queue, ...] = ()  # per-function DLQs of asynchronous functions are implied by their kind
+# Per-function DLQs of asynchronous functions are implied by their kind.
+QUEUES: tuple[Queue, ...] = (
+    # Recorded provider events (a message names an inbox row); what keeps failing goes to its DLQ.
+    Queue(
+        "provider_events",
+        setting="provider_events_queue_url",
+        consumer="webhook_apply",
+        visibility_timeout_seconds=60,
+        max_receive_count=5,
+        batch_size=10,
+    ),
+)
 
-SCHEDULES: tuple[Schedule, ...] = (Schedule("ledger-sweep", "rate(1 minute)", "ledger_sweep"),)
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule("ledger-sweep", "rate(1 minute)", "ledger_sweep"),
+    Schedule("webhook-requeue", "rate(1 minute)", "webhook_requeue"),
+)
 
 STATE_MACHINES: tuple[StateMachine, ...] = ()
 
@@ -276,6 +355,11 @@ class Manifest:
         assert len(paths) == len(set(paths)), "a webhook path belongs to exactly one function"
         for fn in self.functions:
             assert fn.uses <= declared.keys(), f"{fn.name} uses undeclared {sorted(fn.uses - declared.keys())}"
+            granted = [name for name, _ in fn.grants]
+            assert set(granted) <= fn.uses, f"{fn.name}: grants only on what it uses"
+            assert len(granted) == len(set(granted)), f"{fn.name}: one grants entry per resource"
+            assert fn.concurrency is None or fn.concurrency >= 1, f"{fn.name}: reserved concurrency of at least 1"
+            assert fn.kind != "scheduled" or fn.concurrency == 1, f"{fn.name}: a schedule never overlaps itself (1)"
             assert (fn.path is not None) == (fn.kind == "webhook"), f"{fn.name}: a path exactly for webhooks"
             assert not fn.routes or fn.kind == "api", f"{fn.name} has routes but is not an api function"
         for schedule in self.schedules:

@@ -58,7 +58,8 @@ def main() -> int:
             f"  Docs:       {url}/docs   OpenAPI: {url}/openapi.json\n"
             f"  Admin:      {admin}\n"
             f"  PostgreSQL: {twin.database_url}\n"
-            f"  Ctrl-C stops.\n",
+            + (f"  World:      {twin.world.url} (data: {twin.world.data_dir})\n" if twin.world else "")
+            + "  Ctrl-C stops.\n",
             flush=True,
         )
         stop.wait()

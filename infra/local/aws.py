@@ -263,6 +263,29 @@ def random_key(path: Path) -> str:
     return key
 
 
+# One secret or several (newest first, space-separated: rotate by putting a new one in front).
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}( whsec_[A-Za-z0-9+/]+={0,2})*$")
+
+
+def webhook_secret(path: Path) -> str:
+    """A Standard Webhooks secret ``whsec_<base64 of 24 random bytes>``, from ``path`` or newly
+    generated and written there (0600). The backend verifies with it; the world signs with it."""
+    if path.exists():
+        stored = path.read_text().strip()
+        if _WEBHOOK_SECRET.fullmatch(stored):
+            return stored
+        log.warning("unreadable webhook secret file: generating a new secret", extra={"path": str(path)})
+    import base64
+
+    value = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(value)
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+    return value
+
+
 # The deployment -------------------------------------------------------------------------------
 
 
@@ -331,6 +354,8 @@ class LocalAws:
             return json.dumps({"email": self.admin_email, "password": self.admin_password})
         if secret.twin == "random_key":
             return random_key(self.state_dir / f"{secret.name}.key")
+        if secret.twin == "webhook_secret":
+            return webhook_secret(self.state_dir / f"{secret.name}.whsec")
         raise ValueError(f"secret {secret.name}: the twin cannot make a {secret.twin!r} value")
 
     def _create(self) -> None:

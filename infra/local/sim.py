@@ -25,7 +25,7 @@ from infra.local.routing import Resolved, Router
 
 PREFIX = "/_sim/"
 # "module" paths whose ``register(sims, twin)`` the twin calls at start (later issues add theirs).
-SIMULATORS: list[str] = []
+SIMULATORS: list[str] = ["infra.world.twin"]  # forwards /_sim/… to the twin's world process
 
 
 class SimError(Exception):

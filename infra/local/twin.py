@@ -70,6 +70,7 @@ class Twin:
         manifest: Manifest = MANIFEST,
         queue_visibility_seconds: int | None = None,
         queues: bool = True,
+        world: bool | None = None,
     ) -> None:
         from infra.local.postgres import DATA_DIR
 
@@ -83,6 +84,9 @@ class Twin:
         self.manifest = manifest
         self.queue_visibility_seconds = queue_visibility_seconds
         self.queues_enabled = queues
+        # The outside world (infra/world) beside Rampart's own manifest; RAMPART_WORLD=0: none.
+        self.world_enabled = world if world is not None else manifest is MANIFEST and env.get("RAMPART_WORLD") != "0"
+        self.world: Any = None  # infra.world.launcher.WorldProcess once started
         self.queues: QueuePoller | None = None
         self.url: str | None = None
         self.ready = threading.Event()
@@ -171,6 +175,10 @@ class Twin:
             assert self.aws is not None
             assert self.registry is not None
             assert self.scheduler is not None
+            if self.world_enabled:
+                from infra.world import twin as world_twin
+
+                self.world = world_twin.launch(self)  # loads its chain while PostgreSQL starts
             url = self.database_url
             embedded = not url
             uses_database = any("postgres" in fn.uses for fn in self.manifest.functions)
@@ -185,6 +193,8 @@ class Twin:
                 self.checks["database"] = "embedded" if embedded else "given"
             self.database_url = url
             os.environ.update(function_environment(self.aws.deployment, url, self.manifest))
+            if self.world is not None:
+                os.environ.update(world_twin.environment(self.world))
             os.environ.setdefault("RAMPART_DB_POOL_SIZE", "16")
             self._reset_singletons()
             deploy = [fn.name for fn in self.registry.functions.values() if fn.kind == "deploy"]
@@ -248,6 +258,9 @@ class Twin:
         if self._bootstrap_thread is not None:
             self._bootstrap_thread.join(timeout=30)
             self._bootstrap_thread = None
+        if self.world is not None:
+            self.world.stop()
+            self.world = None
         if self._bridge is not None:
             self._bridge.uninstall()
             self._bridge = None

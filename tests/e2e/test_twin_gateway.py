@@ -381,6 +381,7 @@ def test_function_environment_is_the_union_of_what_functions_use() -> None:
     deployment = aws.Deployment(
         tables={"idempotency": "t-idem", "rate_limits": "t-rate"},
         secrets={s.name: f"arn:{s.name}" for s in manifest.SECRETS},
+        queue_urls={q.name: f"https://sqs.local/{q.name}" for q in manifest.QUEUES},
     )
     env = function_environment(deployment, "postgresql://db")
     assert env["DATABASE_URL"] == "postgresql://db"

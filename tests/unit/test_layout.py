@@ -37,7 +37,9 @@ INFRASTRUCTURE = {"core", "api", "adapters", "wiring"}  # every other rampart.<x
 DOMAIN_USES: dict[str, set[str]] = {"ramps": {"ledger", "journal"}}
 # What of a domain the outer rings may see.
 API_SEES = {"models", "errors"}
-ADAPTERS_SEE = {"ports", "models", "errors"}
+# rampart.ramps.chains and rampart.ramps.rails are ports too (protocols + value types + errors).
+# rampart.rails.events: the providers' event types and their parser (value types, no I/O).
+ADAPTERS_SEE = {"ports", "models", "errors", "chains", "rails", "events"}
 
 CHAIN_SDKS = {"web3", "stellar_sdk", "substrateinterface", "eth_account", "scalecodec"}
 SDKS = {"boto3", "botocore", "psycopg", "psycopg_pool"} | CHAIN_SDKS

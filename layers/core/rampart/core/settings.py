@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     jwt_secret_arn: str | None = Field(None, alias="RAMPART_JWT_SECRET_ARN")
     admin_secret_arn: str | None = Field(None, alias="RAMPART_ADMIN_SECRET_ARN")
     cursor_key_arn: str | None = Field(None, alias="RAMPART_CURSOR_KEY_ARN")  # signs pagination cursors
+    pix_webhook_secret_arn: str | None = Field(None, alias="RAMPART_PIX_WEBHOOK_SECRET_ARN")  # PIX's whsec_ secrets
+    provider_events_queue_url: str | None = Field(None, alias="RAMPART_PROVIDER_EVENTS_QUEUE_URL")  # webhooks in
 
     # Other ways to meet a resource, and how to reach it.
     db_proxy_endpoint: str | None = Field(None, alias="RAMPART_DB_PROXY_ENDPOINT")  # cloud: RDS Proxy, IAM auth

@@ -1,0 +1,113 @@
+"""The world beside the local twin: ``make run`` (and every twin that runs Rampart's manifest) starts
+it as a child process, gives it the backend's webhook URL and the ``pix_webhook_secret`` the twin
+made, hands its URLs to the functions as environment variables, and forwards the twin's
+``/_sim/…`` to it unchanged.
+
+The functions' environment gains ``RAMPART_BASE_RPC_URL`` (EVM JSON-RPC), ``RAMPART_PIX_BASE_URL``
+and ``RAMPART_PIX_API_KEY`` (the provider API). The world's data dir is ``.data/world`` for
+``make run`` (beside ``.data/twin``), ``<twin state dir>/world`` for a twin with its own state dir
+(tests), or ``RAMPART_WORLD_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from infra.local.sim import SimRegistry, SimReply, SimRequest
+from infra.world.launcher import WorldProcess
+
+if TYPE_CHECKING:
+    from infra.local.twin import Twin
+
+WEBHOOK_PATH = "/webhooks/providers/pix"
+SECRET = "pix_webhook_secret"  # noqa: S105 - the manifest secret's name, not a value
+FORWARD_TIMEOUT = 120.0
+
+
+def data_dir(twin: Twin) -> Path:
+    from infra.local.postgres import DATA_DIR
+
+    given = os.environ.get("RAMPART_WORLD_DATA_DIR")
+    if given:
+        return Path(given)
+    if twin.state_dir.resolve() == (DATA_DIR / "twin").resolve():
+        return DATA_DIR / "world"
+    return twin.state_dir / "world"
+
+
+def launch(twin: Twin) -> WorldProcess:
+    """Start the world for ``twin`` (returns at once; :func:`environment` waits for it)."""
+    assert twin.aws is not None
+    assert twin.url is not None
+    secret = next((s for s in twin.manifest.secrets if s.name == SECRET), None)
+    world = WorldProcess(
+        data_dir(twin),
+        webhook_url=f"{twin.url}{WEBHOOK_PATH}",
+        webhook_secret=twin.aws.secret_value(secret) if secret is not None else None,
+    )
+    world.start()
+    return world
+
+
+def environment(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
+    """Wait for the world; the settings the functions reach it with."""
+    url = world.wait_ready(timeout)
+    return {
+        "RAMPART_BASE_RPC_URL": f"{url}/rpc/base",
+        "RAMPART_PIX_BASE_URL": url,
+        "RAMPART_PIX_API_KEY": world.pix_api_key,
+    }
+
+
+def register(sims: SimRegistry, twin: Twin) -> None:
+    """Forward ``/_sim/{anything}`` to the twin's world, method, query and body unchanged."""
+    if not getattr(twin, "world_enabled", False):
+        return
+
+    def forward(request: SimRequest) -> SimReply:
+        world = getattr(twin, "world", None)
+        if world is None or world.url is None:
+            return SimReply(
+                503,
+                {
+                    "title": "The world is not running",
+                    "status": 503,
+                    "detail": "the twin's world has not started (or is disabled)",
+                },
+                {"Retry-After": "1"},
+            )
+        query = "&".join(
+            f"{urllib.parse.quote(k)}={urllib.parse.quote(v)}" for k, vs in request.query.items() for v in vs
+        )
+        target = f"{world.url}{urllib.parse.quote(request.path)}" + (f"?{query}" if query else "")
+        forwarded = urllib.request.Request(  # noqa: S310 - the world on 127.0.0.1
+            target,
+            data=request.body or None,
+            method=request.method,
+            headers={
+                "Content-Type": request.headers.get("content-type")
+                or request.headers.get("Content-Type")
+                or "application/json"
+            },
+        )
+        try:
+            with urllib.request.urlopen(forwarded, timeout=FORWARD_TIMEOUT) as reply:  # noqa: S310
+                status, raw = int(reply.status), reply.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            return SimReply(502, {"title": "The world did not answer", "status": 502, "detail": str(exc)})
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = {"raw": raw.decode(errors="replace")}
+        return SimReply(status, body)
+
+    for method in ("GET", "POST"):
+        sims.add(method, "/_sim/{proxy+}", forward)

@@ -1,0 +1,1 @@
+"""Webhooks in: Standard Webhooks verification and signing, the provider-events queue."""

@@ -1,0 +1,105 @@
+"""Per-container wiring of the webhook path.
+
+Settings (:mod:`rampart.core.settings`, validated at cold start from the manifest's ``uses``):
+- ``provider_events_queue_url``: the queue recorded events are sent to (webhook and requeue);
+- each provider's secret ARN (``pix_webhook_secret_arn``), read from Secrets Manager through the
+  container's cache (5 minutes: a rotated secret is picked up within that), parsed once per value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rampart.core.settings import ConfigurationError, settings
+from rampart.rails import RailService, parse_event
+from rampart.webhooks import Applied, InboxEvent, Provider, WebhookService
+from rampart.webhooks.ports import Verifier
+
+if TYPE_CHECKING:
+    from rampart.adapters.postgres.db import Database
+    from rampart.adapters.postgres.rail_store import PostgresRailReader
+
+_verifiers: dict[str, tuple[str, Verifier]] = {}
+
+
+def verifier(provider: Provider) -> Verifier:
+    """The provider's verifier, on its current secret value."""
+    from rampart.adapters.aws.secrets import get_secret
+    from rampart.adapters.webhooks.standard import StandardWebhooksVerifier, WebhookSecretError
+
+    arn = getattr(settings(), provider.setting, None)
+    if not arn:
+        raise ConfigurationError(f"{provider.name}: no ARN for its webhook secret (setting {provider.setting})")
+    value = get_secret(arn)
+    cached = _verifiers.get(provider.name)
+    if cached is not None and cached[0] == value:
+        return cached[1]
+    try:
+        built = StandardWebhooksVerifier.from_secret(value)
+    except WebhookSecretError as exc:
+        raise ConfigurationError(f"{provider.name}: its webhook secret is unusable: {exc}") from None
+    _verifiers[provider.name] = (value, built)
+    return built
+
+
+def _queue() -> Any:
+    from rampart.adapters.webhooks.queue import SqsEventQueue
+
+    url = settings().provider_events_queue_url
+    if not url:
+        raise ConfigurationError("set RAMPART_PROVIDER_EVENTS_QUEUE_URL: recorded events are queued there")
+    return SqsEventQueue(url)
+
+
+class _DeferredQueue:
+    """The queue, built on first send (the consumer never sends)."""
+
+    def __init__(self) -> None:
+        self._built: Any = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self._built is None:
+            self._built = _queue()
+        self._built.send(message)
+
+
+def service() -> WebhookService:
+    """The container's webhook service, on the process-wide database (rebuilt once that was reset)."""
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.webhook_store import PostgresWebhookStore
+
+    global _built
+    database, built = get_database(), _built
+    if built is None or built[0] is not database:
+        built = _built = (database, WebhookService(PostgresWebhookStore(database), _DeferredQueue(), verifier))
+    return built[1]
+
+
+def apply_to_rails(event: InboxEvent, transaction: Any) -> str:
+    """The applier of rail providers' events: parsed strictly, applied to the rail state on the
+    inbox's transaction."""
+    from rampart.adapters.postgres.rail_store import PostgresRailState
+    from rampart.core import jsonbody
+
+    return RailService(PostgresRailState(transaction)).apply(event.provider, parse_event(jsonbody.loads(event.body)))
+
+
+def apply_message(body: Any) -> Applied:
+    return service().apply_message(body, apply_to_rails)
+
+
+def rails() -> PostgresRailReader:
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.rail_store import PostgresRailReader
+
+    return PostgresRailReader(get_database())
+
+
+_built: tuple[Database, WebhookService] | None = None
+
+
+def reset() -> None:
+    """Forget every singleton (tests, twin restarts)."""
+    global _built
+    _built = None
+    _verifiers.clear()
