@@ -159,6 +159,7 @@ class Data(Construct):
             allow_all_outbound=False,
         )
         self.proxy.connections.allow_from(self.client_security_group, ec2.Port.tcp(DB_PORT), "Rampart functions")
+        network.sqs_endpoint.connections.allow_default_port_from(self.client_security_group, "sends to queues")
         for reader in (self.client_security_group, rotation_security_group):
             network.secrets_endpoint.connections.allow_default_port_from(reader, "reads secrets")
             # DynamoDB and S3 through their gateway endpoints (no route leads anywhere else: no NAT,

@@ -1,6 +1,6 @@
 """The VPC: private subnets only (no NAT, no internet gateway). Aurora and its proxy live in the
 ``data`` subnets, the functions that reach PostgreSQL in the ``app`` subnets; AWS services are
-reached through VPC endpoints (DynamoDB and S3 gateways, Secrets Manager interface), whose
+reached through VPC endpoints (DynamoDB and S3 gateways, Secrets Manager and SQS interfaces), whose
 policies admit only requests for resources of this account (data cannot be copied out to another
 account's table, bucket or secret through them).
 
@@ -78,6 +78,23 @@ class Network(Construct):
                 conditions={"StringEquals": {"aws:PrincipalAccount": account}},
             )
         )
+        # SQS for the functions in the VPC that send to a queue (the webhook path, its requeue schedule).
+        self.sqs_endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "SqsEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="SQS endpoint: HTTPS from Rampart functions, no egress",
+            allow_all_outbound=False,
+        )
+        self.sqs_endpoint = self.vpc.add_interface_endpoint(
+            "Sqs",
+            service=ec2.InterfaceVpcEndpointAwsService.SQS,
+            subnets=self.app_subnets,
+            private_dns_enabled=True,
+            open=False,
+            security_groups=[self.sqs_endpoint_security_group],
+        )
+        self.sqs_endpoint.add_to_policy(own_account_only("sqs", account))
 
 
 def own_account_only(service: str, account: str) -> iam.PolicyStatement:

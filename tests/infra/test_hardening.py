@@ -205,7 +205,9 @@ def test_no_security_group_allows_all_egress(cloud: Cloud, stage: str) -> None:
 
 def test_vpc_endpoints_reach_resources_of_this_account_only(dev_json: dict[str, Any]) -> None:
     endpoints = _of_type(dev_json, "AWS::EC2::VPCEndpoint")
-    assert len(endpoints) == 3
+    assert len(endpoints) == 4
+    services = json.dumps([e["Properties"]["ServiceName"] for e in endpoints.values()])
+    assert ".sqs" in services and ".secretsmanager" in services  # the webhook path sends to SQS from the VPC
     for logical_id, endpoint in endpoints.items():
         statements = endpoint["Properties"]["PolicyDocument"]["Statement"]
         broad = [s for s in statements if s["Action"] != "secretsmanager:GetRandomPassword"]
