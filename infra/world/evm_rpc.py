@@ -28,8 +28,9 @@ from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 from eth_utils.hexadecimal import decode_hex
 
+from rampart.adapters.chains.evm.abi import revert_reason
+
 JSON = dict[str, Any]
-ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PRIORITY_FEE = 10**9  # what eth_maxPriorityFeePerGas suggests (1 gwei)
 CALL_BALANCE = 10**30  # the balance an eth_call / eth_estimateGas sender is lent for gas
 
@@ -89,21 +90,9 @@ def _param(params: list[Any], index: int, name: str, default: Any = ...) -> Any:
 
 def revert_error(data: bytes) -> RpcError:
     """geth's reply to a call that reverts: code 3, the reason in the message, the data."""
-    reason = decode_revert_reason(data)
+    reason = revert_reason(data)
     message = f"execution reverted: {reason}" if reason is not None else "execution reverted"
     return RpcError(3, message, "0x" + data.hex())
-
-
-def decode_revert_reason(data: bytes) -> str | None:
-    if data[:4] != ERROR_SELECTOR:
-        return None
-    from eth_abi.abi import decode
-
-    try:
-        (reason,) = decode(["string"], data[4:])
-    except Exception:
-        return None
-    return str(reason)
 
 
 def _node_message(error: ValidationError) -> str:
