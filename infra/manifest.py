@@ -110,6 +110,21 @@ Resource = Postgres | Table | Queue | Secret | StateMachine
 
 
 @dataclass(frozen=True)
+class DbRole:
+    """A PostgreSQL role a function connects as (``Function.db_role``). Its privileges are written
+    once, in the migration that creates it (``layers/core/rampart/adapters/postgres/migrations/
+    0008.roles.sql``); the roles test checks that the migrations create exactly the manifest's
+    roles. ``owner``: the role that owns the schema and runs the migrations, the cluster's master
+    user in the cloud (its credentials are the cluster's secret) and the server's superuser in the
+    twin. Every other role logs in with its own secret through the proxy in the cloud (one proxy
+    auth entry and one ``rds-db:connect`` resource each) and as itself in the twin."""
+
+    name: str
+    description: str
+    owner: bool = False
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     handler: str  # module:function, importable from the bundle root
@@ -129,6 +144,8 @@ class Function:
     # Per used resource, the actions this function is granted instead of the resource's own
     # ``actions`` (e.g. health only describes the tables): (resource name, actions) pairs.
     grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The database role it connects as (a DB_ROLES name): required exactly when it uses postgres.
+    db_role: str | None = None
 
     @property
     def asynchronous(self) -> bool:
@@ -166,6 +183,7 @@ FUNCTIONS: tuple[Function, ...] = (
         # would enable replays).
         grants=(("idempotency", ("dynamodb:DescribeTable",)), ("rate_limits", ("dynamodb:DescribeTable",))),
         reserved_concurrency=5,
+        db_role="rampart_health",
     ),
     Function(
         name="auth",
@@ -180,6 +198,7 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
         uses=frozenset({"postgres", "rate_limits", "jwt_keys"}),
         reserved_concurrency=20,  # argon2 is memory- and CPU-hungry: a login flood stays within this
+        db_role="rampart_auth",
     ),
     Function(
         name="accounts",
@@ -193,6 +212,7 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
         uses=LEDGER | {"cursor_key"},
         reserved_concurrency=50,
+        db_role="rampart_accounts",
     ),
     Function(
         name="transfers",
@@ -208,6 +228,7 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
         uses=MONEY | {"cursor_key"},
         reserved_concurrency=50,
+        db_role="rampart_transfers",
     ),
     Function(
         name="admin",
@@ -219,6 +240,7 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
         uses=frozenset({"postgres", "idempotency"}),
         reserved_concurrency=10,
+        db_role="rampart_admin",
     ),
     Function(
         name="authorizer",
@@ -228,6 +250,7 @@ FUNCTIONS: tuple[Function, ...] = (
         kind="authorizer",
         memory_mb=256,
         reserved_concurrency=100,  # always available: every authenticated request runs it (uncached)
+        db_role="rampart_authorizer",
     ),
     Function(
         name="ledger_sweep",
@@ -236,6 +259,7 @@ FUNCTIONS: tuple[Function, ...] = (
         uses=LEDGER,
         kind="scheduled",
         timeout_seconds=60,
+        db_role="rampart_ledger_sweep",
     ),
     Function(
         name="migrate",
@@ -244,6 +268,7 @@ FUNCTIONS: tuple[Function, ...] = (
         uses=frozenset({"postgres", "admin"}),
         kind="deploy",
         timeout_seconds=300,
+        db_role="rampart",
     ),
     Function(
         name="provider_webhook",
@@ -253,6 +278,7 @@ FUNCTIONS: tuple[Function, ...] = (
         path="/webhooks/providers",
         uses=frozenset({"postgres", "provider_events", "pix_webhook_secret"}),
         reserved_concurrency=10,  # a delivery flood (signed or not) stays within this
+        db_role="rampart_webhook_receiver",
     ),
     Function(
         name="webhook_apply",
@@ -260,6 +286,7 @@ FUNCTIONS: tuple[Function, ...] = (
         description="Apply queued provider events to the rail state, once each",
         kind="queue",
         uses=frozenset({"postgres"}),
+        db_role="rampart_webhook_apply",
     ),
     Function(
         name="webhook_requeue",
@@ -268,10 +295,26 @@ FUNCTIONS: tuple[Function, ...] = (
         kind="scheduled",
         uses=frozenset({"postgres", "provider_events"}),
         timeout_seconds=60,
+        db_role="rampart_webhook_requeue",
     ),
 )
 
 POSTGRES = Postgres()
+# The database roles: the privileges of each are in migrations/0008.roles.sql, the one place.
+OWNER_ROLE = "rampart"  # the cluster's master user (infra/stacks/data.py DB_USER)
+DB_ROLES: tuple[DbRole, ...] = (
+    DbRole(OWNER_ROLE, "owns the schema: runs the migrations, seeds the admin", owner=True),
+    DbRole("rampart_health", "reads one row of ledger.assets"),
+    DbRole("rampart_auth", "users, refresh token families and tokens (rotation through its function)"),
+    DbRole("rampart_authorizer", "reads partners by API key digest"),
+    DbRole("rampart_accounts", "opens accounts (no balance columns), reads accounts and entries"),
+    DbRole("rampart_transfers", "executes the ledger's transfer functions, reads accounts, transfers, entries"),
+    DbRole("rampart_admin", "creates partners, deposits through the ledger's create_transfer"),
+    DbRole("rampart_ledger_sweep", "executes ledger.expire_holds"),
+    DbRole("rampart_webhook_receiver", "records and claims provider deliveries (webhooks schema)"),
+    DbRole("rampart_webhook_apply", "applies inbox events to the rail state (webhooks, rails)"),
+    DbRole("rampart_webhook_requeue", "re-claims unapplied inbox rows, forgets old delivery ids"),
+)
 TABLES: tuple[Table, ...] = (
     Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
     Table(
@@ -322,6 +365,7 @@ class Manifest:
     secrets: tuple[Secret, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     state_machines: tuple[StateMachine, ...] = ()
+    db_roles: tuple[DbRole, ...] = DB_ROLES
 
     def resources(self) -> dict[str, Resource]:
         """Every resource a function may name in ``uses``, by name."""
@@ -333,6 +377,16 @@ class Manifest:
             if fn.name == name:
                 return fn
         raise KeyError(name)
+
+    def db_role(self, name: str) -> DbRole:
+        for role in self.db_roles:
+            if role.name == name:
+                return role
+        raise KeyError(name)
+
+    def login_roles(self) -> list[DbRole]:
+        """The roles that log in with their own secret (every role but the owner), in order."""
+        return [role for role in self.db_roles if not role.owner]
 
     def of_kind(self, *kinds: Kind) -> list[Function]:
         return [fn for fn in self.functions if fn.kind in kinds]
@@ -353,7 +407,12 @@ class Manifest:
         assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
         paths = [fn.path for fn in self.functions if fn.path is not None]
         assert len(paths) == len(set(paths)), "a webhook path belongs to exactly one function"
+        role_names = [r.name for r in self.db_roles]
+        assert len(role_names) == len(set(role_names)), "database role names must be unique"
+        assert len([r for r in self.db_roles if r.owner]) <= 1, "one owner role"
         for fn in self.functions:
+            assert (fn.db_role is not None) == ("postgres" in fn.uses), f"{fn.name}: a db_role exactly with postgres"
+            assert fn.db_role is None or fn.db_role in role_names, f"{fn.name}: undeclared db_role {fn.db_role}"
             assert fn.uses <= declared.keys(), f"{fn.name} uses undeclared {sorted(fn.uses - declared.keys())}"
             granted = [name for name, _ in fn.grants]
             assert set(granted) <= fn.uses, f"{fn.name}: grants only on what it uses"
@@ -385,6 +444,7 @@ MANIFEST = Manifest(
     secrets=SECRETS,
     schedules=SCHEDULES,
     state_machines=STATE_MACHINES,
+    db_roles=DB_ROLES,
 )
 
 

@@ -12,6 +12,10 @@
   environment once (what each function ``uses`` and its ``env``, and ``RAMPART_USES`` naming
   every resource used by any); two functions asking for different values of one variable is an
   error at start.
+- Database roles: each invocation connects as its function's ``db_role`` (the manifest's; the
+  cloud gives each function its own login through the proxy), through
+  ``rampart.adapters.postgres.db.acting_as``: the one ``DATABASE_URL`` with that role as its
+  user. The owner role (``migrate``) connects as the URL's own user.
 - ``LambdaBridge`` answers botocore ``lambda:Invoke`` calls (Step Functions tasks run by moto,
   or our own code) on the ``before-call.lambda.Invoke`` event by running the handler here.
 - Asynchronous invocations (schedules, ``InvocationType=Event``) run on a thread pool; a failure
@@ -204,12 +208,23 @@ def _load(fn: manifest.Function, number: int) -> _Container:
     return _Container(module, handler)
 
 
+def acting_role(fn: manifest.Function, m: manifest.Manifest = manifest.MANIFEST) -> str | None:
+    """The database role ``fn``'s invocations log in as here: its ``db_role``, but None (the
+    URL's own user, the server's superuser) for the owner role and for functions without one."""
+    if fn.db_role is None or m.db_role(fn.db_role).owner:
+        return None
+    return fn.db_role
+
+
 class FunctionRuntime:
     """One function's containers: an idle one is reused, a new one is made while under the limit,
     otherwise the invocation waits for one."""
 
-    def __init__(self, fn: manifest.Function, max_containers: int = DEFAULT_MAX_CONTAINERS) -> None:
+    def __init__(
+        self, fn: manifest.Function, max_containers: int = DEFAULT_MAX_CONTAINERS, db_role: str | None = None
+    ) -> None:
         self.fn = fn
+        self.db_role = db_role  # what its invocations connect as (None: the URL's user)
         self.max_containers = max_containers
         self._idle: list[_Container] = []
         self._all: list[_Container] = []
@@ -246,12 +261,15 @@ class FunctionRuntime:
             self._cond.notify()
 
     def invoke(self, event: Any, request_id: str | None = None) -> Any:
+        from rampart.adapters.postgres.db import acting_as
+
         container = self._acquire()
         context = LambdaContext(self.fn, request_id)
         started = time.monotonic()
         try:
             container.invocations += 1
-            return container.handler(event, context)
+            with acting_as(self.db_role):
+                return container.handler(event, context)
         finally:
             self._release(container)
             elapsed = time.monotonic() - started
@@ -282,11 +300,14 @@ class LambdaRegistry:
         *,
         dlqs: Mapping[str, str] | None = None,
         max_containers: int = DEFAULT_MAX_CONTAINERS,
+        m: manifest.Manifest = manifest.MANIFEST,
     ) -> None:
         isolate_powertools_state()
         self.functions = {fn.name: fn for fn in functions}
         self.dlqs = dict(dlqs or {})
-        self._runtimes = {name: FunctionRuntime(fn, max_containers) for name, fn in self.functions.items()}
+        self._runtimes = {
+            name: FunctionRuntime(fn, max_containers, acting_role(fn, m)) for name, fn in self.functions.items()
+        }
         self._async = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
         self._by_physical = {aws.function_name(name): name for name in self.functions}
 

@@ -127,7 +127,7 @@ class Twin:
             )
             deployment = self.aws.start()
             self.registry = LambdaRegistry(
-                self.manifest.functions, dlqs=deployment.dlqs, max_containers=self.max_containers
+                self.manifest.functions, dlqs=deployment.dlqs, max_containers=self.max_containers, m=self.manifest
             )
             self._bridge = LambdaBridge(self.registry)
             self._bridge.install()

@@ -29,7 +29,7 @@ from constructs import Construct
 from infra import layers as layer_build
 from infra.manifest import MANIFEST, USES_SETTING, Function, Manifest, Postgres, env_var, uses_value
 from infra.stacks.config import StageConfig
-from infra.stacks.data import Data
+from infra.stacks.data import Data, db_login
 from infra.stacks.nag import acknowledge
 from infra.stacks.network import Network
 from infra.stacks.readback import FUNCTION_TAG
@@ -153,8 +153,12 @@ def environment(spec: Function, stage: StageConfig, data: Data, manifest: Manife
         env |= {
             "RAMPART_DB_PROXY_ENDPOINT": data.proxy.endpoint,
             "RAMPART_DB_NAME": data.db_name,
-            "RAMPART_DB_USER": data.db_user,
+            "RAMPART_DB_USER": db_login(spec, manifest),
         }
+        if db_login(spec, manifest) == data.db_user:  # the owner sets the login roles' passwords
+            env["RAMPART_DB_ROLE_SECRETS"] = ",".join(
+                f"{name}={secret.secret_arn}" for name, secret in sorted(data.role_secrets.items())
+            )
     declared = manifest.resources()
     bound = {
         env_var(declared[name])
@@ -300,7 +304,11 @@ class Compute(Construct):
         if in_vpc:
             # No read of the cluster's secret: functions authenticate to the proxy with IAM tokens
             # (the IAM-coverage test found the grant unused).
-            data.proxy.grant_connect(role, data.db_user)
+            # (its own database role: rds-db:connect as that user only).
+            data.proxy.grant_connect(role, db_login(spec, self.manifest))
+            if db_login(spec, self.manifest) == data.db_user:
+                for secret in data.role_secrets.values():
+                    bound_secret(secret).grant(role, ["secretsmanager:GetSecretValue"])
             role.add_to_policy(iam.PolicyStatement(actions=list(VPC_ACTIONS), resources=["*"]))
         fn = lambda_.Function(
             scope,

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.manifest import MANIFEST, Manifest, Secret, TwinSecret
+from infra.manifest import MANIFEST, OWNER_ROLE, Function, Manifest, Secret, TwinSecret
 from infra.stacks.config import StageConfig
 from infra.stacks.keys import Keys
 from infra.stacks.nag import acknowledge
@@ -23,7 +23,7 @@ from infra.stacks.network import Network
 from infra.stacks.readback import SECRET_TAG, TABLE_TAG
 
 DB_NAME = "rampart"
-DB_USER = "rampart"
+DB_USER = OWNER_ROLE  # the cluster's master user: the manifest's owner role
 DB_PORT = 5432  # Aurora PostgreSQL and RDS Proxy
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_13
 
@@ -34,6 +34,12 @@ def proxy_borrow_timeout(manifest: Manifest) -> int:
     while the function can still reply (never a Lambda timeout)."""
     timeouts = [fn.timeout_seconds for fn in manifest.functions if "postgres" in fn.uses]
     return max(1, min(timeouts, default=10) // 2)
+
+
+def db_login(fn: Function, manifest: Manifest = MANIFEST) -> str:
+    """The database user ``fn`` connects as through the proxy: its role, the master user for the owner."""
+    assert fn.db_role is not None, f"{fn.name} has no db_role"
+    return DB_USER if manifest.db_role(fn.db_role).owner else fn.db_role
 
 
 class Data(Construct):
@@ -131,6 +137,28 @@ class Data(Construct):
         )
         self.cluster.connections.allow_default_port_from(rotation_security_group, "secret rotation")
 
+        # --- A login per database role of the manifest (migrations/0008.roles.sql) ------------
+        # Each with its own generated secret, which the proxy logs in with (an auth entry each)
+        # and the migrate function sets as the role's password; rotated like the cluster's.
+        self.role_secrets: dict[str, secretsmanager.ISecret] = {}  # as generated (with their key)
+        attached_secrets: list[secretsmanager.ISecret] = []  # with the cluster's host: what the proxy reads
+        for db_role in manifest.login_roles():
+            role_secret = rds.DatabaseSecret(
+                self, f"DbRole-{db_role.name}", username=db_role.name, encryption_key=keys.database
+            )
+            role_secret.apply_removal_policy(stage.removal_policy)
+            Tags.of(role_secret).add(SECRET_TAG, f"postgres:{db_role.name}")
+            attached = role_secret.attach(self.cluster)
+            attached.add_rotation_schedule(
+                "Rotation",
+                hosted_rotation=secretsmanager.HostedRotation.postgre_sql_single_user(
+                    vpc=vpc, vpc_subnets=network.app_subnets, security_groups=[rotation_security_group]
+                ),
+                automatically_after=Duration.days(30),
+            )
+            self.role_secrets[db_role.name] = role_secret
+            attached_secrets.append(attached)
+
         # --- RDS Proxy: what every function connects to, with IAM auth and TLS -----------------
         self.proxy_security_group = ec2.SecurityGroup(
             self,
@@ -141,7 +169,7 @@ class Data(Construct):
         )
         self.proxy = self.cluster.add_proxy(
             "Proxy",
-            secrets=[self.db_secret],
+            secrets=[self.db_secret, *attached_secrets],  # one auth entry per login
             vpc=vpc,
             vpc_subnets=network.data_subnets,
             security_groups=[self.proxy_security_group],

@@ -160,9 +160,10 @@ def test_customer_managed_keys(cloud: Cloud, stage: str) -> None:
     (cluster,) = _of_type(template, "AWS::RDS::DBCluster").values()
     assert cluster["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [keys["database"], "Arn"]}
     secrets = readback.tagged(template, "AWS::SecretsManager::Secret", readback.SECRET_TAG)
-    assert set(secrets.values()) == {s.name for s in manifest.SECRETS} | {"postgres"}
+    logins = {f"postgres:{r.name}" for r in manifest.MANIFEST.login_roles()}  # a secret per database role
+    assert set(secrets.values()) == {s.name for s in manifest.SECRETS} | {"postgres"} | logins
     for logical_id, name in secrets.items():
-        expected = keys["database"] if name == "postgres" else keys["secrets"]
+        expected = keys["database"] if name.partition(":")[0] == "postgres" else keys["secrets"]
         assert readback.referenced_logical_ids(template["Resources"][logical_id]["Properties"]["KmsKeyId"]) == {
             expected
         }, name
@@ -207,7 +208,8 @@ def test_vpc_endpoints_reach_resources_of_this_account_only(dev_json: dict[str, 
     endpoints = _of_type(dev_json, "AWS::EC2::VPCEndpoint")
     assert len(endpoints) == 4
     services = json.dumps([e["Properties"]["ServiceName"] for e in endpoints.values()])
-    assert ".sqs" in services and ".secretsmanager" in services  # the webhook path sends to SQS from the VPC
+    assert ".sqs" in services  # the webhook path sends to SQS from the VPC
+    assert ".secretsmanager" in services
     for logical_id, endpoint in endpoints.items():
         statements = endpoint["Properties"]["PolicyDocument"]["Statement"]
         broad = [s for s in statements if s["Action"] != "secretsmanager:GetRandomPassword"]

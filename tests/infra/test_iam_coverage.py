@@ -43,6 +43,11 @@ REASONS: dict[str, str] = {
     "ec2:*NetworkInterface*": "Lambda attaches the function to the VPC (hyperplane ENIs) with the function's role",
     "ec2:DescribeSubnets": "Lambda attaches the function to the VPC with the function's role",
     "ec2:*PrivateIpAddresses": "Lambda attaches the function to the VPC with the function's role",
+    # Database roles (issue 12, §1): the cloud's migrate sets each login role's password from its
+    # secret (RAMPART_DB_ROLE_SECRETS); the twin's PostgreSQL trusts its socket, so no passwords.
+    "secretsmanager:GetSecretValue@secret:postgres:*": "migrate sets each database login role's password "
+    "from its secret in the cloud only (the twin's server trusts its socket)",
+    "kms:Decrypt@key:database": "the database role secrets are under the database key (cloud-only read above)",
     "rds-db:connect": "IAM authentication to RDS Proxy when a connection opens; the twin connects with a URL",
     # Asynchronous invocations: the Lambda service delivers a failed event to the function's DLQ
     # (on-failure destination) with the function's role; an SQS event source mapping polls,

@@ -55,6 +55,8 @@ def test_env_contract_follows_uses(dev_json: dict[str, Any], spec: manifest.Func
     declared = manifest.resources()
     if "postgres" in spec.uses:
         expected |= {"RAMPART_DB_PROXY_ENDPOINT", "RAMPART_DB_NAME", "RAMPART_DB_USER"}
+        if manifest.MANIFEST.db_role(str(spec.db_role)).owner:
+            expected.add("RAMPART_DB_ROLE_SECRETS")  # the owner sets the login roles' passwords
     expected |= {manifest.env_var(declared[name]) for name in spec.uses if name != "postgres"}
     expected |= {key for key, _ in spec.env}
     assert set(env) == expected
@@ -284,11 +286,15 @@ def test_aurora_is_encrypted_private_and_behind_an_iam_proxy(dev: Template, dev_
     for instance in _of_type(dev_json, "AWS::RDS::DBInstance").values():
         assert instance["Properties"]["PubliclyAccessible"] is False
         assert instance["Properties"]["DBInstanceClass"] == "db.serverless"
-    dev.has_resource_properties(
-        "AWS::RDS::DBProxy",
-        {"RequireTLS": True, "Auth": [Match.object_like({"IAMAuth": "REQUIRED"})], "EngineFamily": "POSTGRESQL"},
-    )
-    dev.resource_count_is("AWS::SecretsManager::RotationSchedule", 1)
+    (proxy,) = _of_type(dev_json, "AWS::RDS::DBProxy").values()
+    assert proxy["Properties"]["RequireTLS"] is True
+    assert proxy["Properties"]["EngineFamily"] == "POSTGRESQL"
+    # One auth entry per login: the master user (migrate) and each database role of the manifest.
+    auth = proxy["Properties"]["Auth"]
+    assert len(auth) == 1 + len(manifest.MANIFEST.login_roles())
+    assert all(entry["IAMAuth"] == "REQUIRED" and entry["AuthScheme"] == "SECRETS" for entry in auth)
+    # every secret rotates: the cluster's and each role's
+    dev.resource_count_is("AWS::SecretsManager::RotationSchedule", 1 + len(manifest.MANIFEST.login_roles()))
     # Private: no way to or from the internet anywhere in the VPC.
     for internet in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
         dev.resource_count_is(internet, 0)

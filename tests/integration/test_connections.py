@@ -72,7 +72,9 @@ def test_connections_give_up_after_the_connect_timeout() -> None:
 
 def test_outside_lambda_a_pool(fresh_env: pytest.MonkeyPatch) -> None:
     fresh_env.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
-    assert isinstance(dbmodule.get_database(), PooledDatabase)
+    database = dbmodule.get_database()
+    assert isinstance(database, dbmodule.ByRole)  # one pool per role the invocations act as
+    assert isinstance(database.database(None), PooledDatabase)
 
 
 def test_connections_are_autocommit(pg_url: str) -> None:

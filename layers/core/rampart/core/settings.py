@@ -48,7 +48,9 @@ class Settings(BaseSettings):
 
     # Other ways to meet a resource, and how to reach it.
     db_proxy_endpoint: str | None = Field(None, alias="RAMPART_DB_PROXY_ENDPOINT")  # cloud: RDS Proxy, IAM auth
-    db_user: str | None = Field(None, alias="RAMPART_DB_USER")
+    db_user: str | None = Field(None, alias="RAMPART_DB_USER")  # the function's database role (login)
+    # The owner (migrate) in the cloud: role=secret ARN pairs of the login roles whose passwords it sets.
+    db_role_secrets: str = Field("", alias="RAMPART_DB_ROLE_SECRETS")
     db_name: str = Field("rampart", alias="RAMPART_DB_NAME", min_length=1)
     db_secret_arn: str | None = Field(None, alias="RAMPART_DB_SECRET_ARN")  # the cluster's credentials (CDK)
     db_pool: bool = Field(True, alias="RAMPART_DB_POOL")  # False: one connection, as in Lambda
@@ -69,6 +71,15 @@ class Settings(BaseSettings):
             name, _, setting = item.strip().partition("=")
             if name:
                 pairs[name] = setting or name
+        return pairs
+
+    def role_secrets(self) -> dict[str, str]:
+        """``RAMPART_DB_ROLE_SECRETS`` as role → secret ARN."""
+        pairs: dict[str, str] = {}
+        for item in self.db_role_secrets.split(","):
+            role, _, arn = item.strip().partition("=")
+            if role and arn:
+                pairs[role] = arn
         return pairs
 
     def missing(self, settings: Iterable[str]) -> list[str]:

@@ -21,6 +21,7 @@ import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import psycopg
@@ -118,6 +119,65 @@ class PooledDatabase:
         self._pool.close()
 
 
+# The database role the current invocation connects as, when one process runs many functions
+# (the twin: one DATABASE_URL for all, its Lambda runtime sets each invocation's role from the
+# manifest). None: the URL's own user. In Lambda the role is the URL's user (RAMPART_DB_USER).
+_acting_role: ContextVar[str | None] = ContextVar("rampart_db_role", default=None)
+
+
+@contextmanager
+def acting_as(role: str | None) -> Iterator[None]:
+    """Connections opened through :func:`get_database` in this context log in as ``role``."""
+    token = _acting_role.set(role)
+    try:
+        yield
+    finally:
+        _acting_role.reset(token)
+
+
+def acting_role() -> str | None:
+    return _acting_role.get()
+
+
+def as_role(url: str, role: str | None) -> str:
+    """``url`` logging in as ``role`` (unchanged for None)."""
+    if role is None:
+        return url
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(url, user=role)
+
+
+class ByRole:
+    """One database per role, chosen at each :meth:`connection` by :func:`acting_role`: the
+    twin's functions share a process but not their database roles."""
+
+    def __init__(self, make: Callable[[str | None], Database]) -> None:
+        self._make = make
+        self._by_role: dict[str | None, Database] = {}
+        self._lock = threading.Lock()
+
+    def database(self, role: str | None) -> Database:
+        found = self._by_role.get(role)
+        if found is None:
+            with self._lock:
+                found = self._by_role.get(role)
+                if found is None:
+                    found = self._by_role[role] = self._make(role)
+        return found
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.database(acting_role()).connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            for database in self._by_role.values():
+                database.close()
+            self._by_role.clear()
+
+
 _database: Database | None = None
 _database_lock = threading.Lock()
 
@@ -162,7 +222,8 @@ def trust_store() -> str:
 
 
 def get_database() -> Database:
-    """The process-wide database: one connection in Lambda, a pool elsewhere."""
+    """The process-wide database: one connection in Lambda, a pool elsewhere (one per role the
+    invocations act as: :func:`acting_as`)."""
     global _database
     if _database is None:
         with _database_lock:
@@ -170,11 +231,14 @@ def get_database() -> Database:
                 from rampart.core.settings import settings
 
                 current = settings()
-                if current.in_lambda or not current.db_pool:
+                if current.in_lambda:
                     # A factory, not a URL: in the cloud each reconnect needs a fresh IAM token.
                     _database = SingleConnection(database_url)
+                elif not current.db_pool:
+                    _database = ByRole(lambda role: SingleConnection(lambda: as_role(database_url(), role)))
                 else:
-                    _database = PooledDatabase(database_url(), max_size=current.db_pool_size)
+                    url, size = database_url(), current.db_pool_size
+                    _database = ByRole(lambda role: PooledDatabase(as_role(url, role), max_size=size))
     return _database
 
 

@@ -36,6 +36,43 @@ def migrate(url: str) -> list[str]:
         backend.connection.close()
 
 
+def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802/7677): what ``ALTER ROLE …
+    PASSWORD`` stores. Sent instead of the password, so no statement log or audit line holds it."""
+    import base64
+    import hashlib
+    import hmac
+    import os
+
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def set_passwords(url: str, passwords: dict[str, str]) -> None:
+    """Give each login role its password (as a SCRAM verifier): the cloud's RDS Proxy logs in as
+    each role with the password in that role's secret. Roles the migrations did not create are an
+    error (a secret for a role nobody declared)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for role, password in sorted(passwords.items()):
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                raise RuntimeError(f"no database role {role!r}: the migrations create every role of the manifest")
+            conn.execute(
+                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(scram_verifier(password))
+                )
+            )
+
+
 def main() -> int:
     from rampart.core.settings import settings
 
