@@ -226,41 +226,46 @@ def unregister_handler(event: str, handler: Callable[..., Any]) -> None:
 # JWT keys that survive restarts ---------------------------------------------------------------
 
 
-def jwt_keys(path: Path) -> dict[str, Any]:
-    """The JWT keys secret ``{"current": kid, "keys": {kid: secret}}``, from ``path`` or newly
-    generated and written there (0600)."""
+def kept(path: Path, valid: Callable[[str], bool], make: Callable[[], str], what: str) -> str:
+    """The text stored at ``path`` when ``valid``, else a new one from ``make``, written there
+    atomically (0600): the twin's secrets survive restarts, as Secrets Manager's do."""
     if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-            if isinstance(stored, dict) and stored.get("current") in (stored.get("keys") or {}):
-                return stored
-        except ValueError:
-            pass
-        log.warning("unreadable JWT keys file: generating new keys", extra={"path": str(path)})
-    kid = f"local-{secrets.token_hex(4)}"
-    keys = {"current": kid, "keys": {kid: secrets.token_urlsafe(48)}}
+        stored = path.read_text().strip()
+        if valid(stored):
+            return stored
+        log.warning(f"unreadable {what} file: generating a new one", extra={"path": str(path)})
+    value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(keys, indent=2))
+    temporary.write_text(value)
     temporary.chmod(0o600)
     os.replace(temporary, path)
+    return value
+
+
+def jwt_keys(path: Path) -> dict[str, Any]:
+    """The JWT keys secret ``{"current": kid, "keys": {kid: secret}}``."""
+
+    def valid(text: str) -> bool:
+        try:
+            stored = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(stored, dict) and stored.get("current") in (stored.get("keys") or {})
+
+    def make() -> str:
+        kid = f"local-{secrets.token_hex(4)}"
+        return json.dumps({"current": kid, "keys": {kid: secrets.token_urlsafe(48)}}, indent=2)
+
+    keys: dict[str, Any] = json.loads(kept(path, valid, make, "JWT keys"))
     return keys
 
 
 def random_key(path: Path) -> str:
-    """32 random bytes, hex, from ``path`` or newly generated and written there (0600)."""
-    if path.exists():
-        stored = path.read_text().strip()
-        if re.fullmatch(r"[0-9a-f]{64}", stored):
-            return stored
-        log.warning("unreadable key file: generating a new key", extra={"path": str(path)})
-    key = secrets.token_hex(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(key)
-    temporary.chmod(0o600)
-    os.replace(temporary, path)
-    return key
+    """32 random bytes, hex."""
+    return kept(
+        path, lambda text: re.fullmatch(r"[0-9a-f]{64}", text) is not None, lambda: secrets.token_hex(32), "key"
+    )
 
 
 # One secret or several (newest first, space-separated: rotate by putting a new one in front).
@@ -268,22 +273,14 @@ _WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}( whsec_[A-Za-z0-9+/]+
 
 
 def webhook_secret(path: Path) -> str:
-    """A Standard Webhooks secret ``whsec_<base64 of 24 random bytes>``, from ``path`` or newly
-    generated and written there (0600). The backend verifies with it; the world signs with it."""
-    if path.exists():
-        stored = path.read_text().strip()
-        if _WEBHOOK_SECRET.fullmatch(stored):
-            return stored
-        log.warning("unreadable webhook secret file: generating a new secret", extra={"path": str(path)})
+    """A Standard Webhooks secret ``whsec_<base64 of 24 random bytes>``. The backend verifies
+    with it; the world signs with it."""
     import base64
 
-    value = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(value)
-    temporary.chmod(0o600)
-    os.replace(temporary, path)
-    return value
+    def make() -> str:
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+    return kept(path, lambda text: _WEBHOOK_SECRET.fullmatch(text) is not None, make, "webhook secret")
 
 
 # The deployment -------------------------------------------------------------------------------

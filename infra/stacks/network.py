@@ -52,22 +52,13 @@ class Network(Construct):
         for endpoint, service in ((self.dynamodb_endpoint, "dynamodb"), (self.s3_endpoint, "s3")):
             endpoint.add_to_policy(own_account_only(service, account))
         # Closed by default; the data construct admits exactly the security groups that read secrets.
-        self.secrets_endpoint_security_group = ec2.SecurityGroup(
-            self,
-            "SecretsEndpointSecurityGroup",
-            vpc=self.vpc,
-            description="Secrets Manager endpoint: HTTPS from the groups that read secrets, no egress",
-            allow_all_outbound=False,
-        )
-        self.secrets_endpoint = self.vpc.add_interface_endpoint(
+        self.secrets_endpoint_security_group, self.secrets_endpoint = self._interface_endpoint(
             "SecretsManager",
-            service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-            subnets=self.app_subnets,
-            private_dns_enabled=True,
-            open=False,
-            security_groups=[self.secrets_endpoint_security_group],
+            "SecretsEndpointSecurityGroup",
+            "secretsmanager",
+            ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            "Secrets Manager endpoint: HTTPS from the groups that read secrets, no egress",
         )
-        self.secrets_endpoint.add_to_policy(own_account_only("secretsmanager", account))
         # Secret rotation asks for a random password, an action on no resource (so no resource account).
         self.secrets_endpoint.add_to_policy(
             iam.PolicyStatement(
@@ -79,22 +70,41 @@ class Network(Construct):
             )
         )
         # SQS for the functions in the VPC that send to a queue (the webhook path, its requeue schedule).
-        self.sqs_endpoint_security_group = ec2.SecurityGroup(
-            self,
+        self.sqs_endpoint_security_group, self.sqs_endpoint = self._interface_endpoint(
+            "Sqs",
             "SqsEndpointSecurityGroup",
+            "sqs",
+            ec2.InterfaceVpcEndpointAwsService.SQS,
+            "SQS endpoint: HTTPS from Rampart functions, no egress",
+        )
+
+    def _interface_endpoint(
+        self,
+        construct_id: str,
+        group_id: str,
+        service_prefix: str,
+        service: ec2.InterfaceVpcEndpointAwsService,
+        description: str,
+    ) -> tuple[ec2.SecurityGroup, ec2.InterfaceVpcEndpoint]:
+        """A closed interface endpoint in the app subnets (its group admits whom the data construct
+        says) whose policy admits resources of this account only."""
+        group = ec2.SecurityGroup(
+            self,
+            group_id,
             vpc=self.vpc,
-            description="SQS endpoint: HTTPS from Rampart functions, no egress",
+            description=description,
             allow_all_outbound=False,
         )
-        self.sqs_endpoint = self.vpc.add_interface_endpoint(
-            "Sqs",
-            service=ec2.InterfaceVpcEndpointAwsService.SQS,
+        endpoint = self.vpc.add_interface_endpoint(
+            construct_id,
+            service=service,
             subnets=self.app_subnets,
             private_dns_enabled=True,
             open=False,
-            security_groups=[self.sqs_endpoint_security_group],
+            security_groups=[group],
         )
-        self.sqs_endpoint.add_to_policy(own_account_only("sqs", account))
+        endpoint.add_to_policy(own_account_only(service_prefix, Stack.of(self).account))
+        return group, endpoint
 
 
 def own_account_only(service: str, account: str) -> iam.PolicyStatement:

@@ -21,6 +21,7 @@ import requests
 from infra.local.twin import Twin
 from infra.manifest import MANIFEST
 from rampart.adapters.webhooks.standard import new_secret, sign
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.xdist_group("provider_webhooks"), pytest.mark.slow]
 
@@ -60,16 +61,6 @@ def secret(twin: Twin) -> str:
     spec = next(s for s in MANIFEST.secrets if s.name == "pix_webhook_secret")
     value = twin.aws.secret_value(spec)
     return value.split()[0]  # the newest: what the provider signs with
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def rows(twin: Twin, query: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -14,9 +14,8 @@ small functions go through the same entry stacks the ramps' functions will:
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.support.fixture_manifest import (
     JOBS_QUEUE,
     TICK_SCHEDULE,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.xdist_group("twin_kinds")
 
@@ -59,16 +59,6 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twin]:
 def client(twin: Twin, service: str) -> Any:
     assert twin.aws is not None
     return twin.aws.client(service)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
 
 
 def problem_type(reply: requests.Response) -> str:

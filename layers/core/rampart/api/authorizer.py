@@ -126,7 +126,7 @@ class IdentityCache:
         clock: Callable[[], float] = time.monotonic,  # not money: seconds
     ) -> None:
         self.ttl_seconds, self.max_entries, self._clock = ttl_seconds, max_entries, clock
-        self._entries: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Identity, float]] = OrderedDict()  # not money: expiry clock
         self._lock = threading.Lock()
         self.loads = 0
 

@@ -65,7 +65,7 @@ class PixRail:
         *,
         api_key: str,
         webhook_secret: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,  # not money: seconds
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key

@@ -43,7 +43,12 @@ class EvmChain:
     kind: Literal["evm"] = "evm"
 
     def __init__(
-        self, rpc_url: str, contracts: Mapping[str, str], *, network: str = "base", timeout: float = 10.0
+        self,
+        rpc_url: str,
+        contracts: Mapping[str, str],
+        *,
+        network: str = "base",
+        timeout: float = 10.0,  # not money: seconds
     ) -> None:
         self.rpc_url = rpc_url
         self.network = network
