@@ -80,7 +80,7 @@ class Queue:
     actions: tuple[str, ...] = ("sqs:SendMessage",)  # granted to functions that use it (to send)
 
 
-TwinSecret = Literal["jwt_keys", "admin", "random_key", "webhook_secret"]
+TwinSecret = Literal["jwt_keys", "admin", "random_key", "webhook_secret", "world"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class Secret:
     value (``jwt_keys``: a key ring kept under the state folder; ``admin``: the seeded admin's
     credentials; ``random_key``: 32 random bytes, hex, kept under the state folder;
     ``webhook_secret``: a Standard Webhooks ``whsec_<base64 of 24 random bytes>``, kept under the
-    state folder, which the twin's world signs its webhooks with)."""
+    state folder, which the twin's world signs its webhooks with; ``world``: what the twin's world
+    process made (a provider's API key), written into the secret once the world is up)."""
 
     name: str
     setting: str
@@ -106,7 +107,20 @@ class StateMachine:
     actions: tuple[str, ...] = ("states:StartExecution", "states:DescribeExecution", "states:SendTaskSuccess")
 
 
-Resource = Postgres | Table | Queue | Secret | StateMachine
+@dataclass(frozen=True)
+class External:
+    """A place in the outside world a function reaches (a chain's RPC, a provider's API) or a fact
+    about it (contract addresses, the platform's addresses): plain configuration, no secret and no
+    grant. The cloud takes its value from the stage configuration (``infra/stacks/config.py``
+    ``StageConfig.externals``); the twin from its world process (``infra/world/twin.py``)."""
+
+    name: str
+    setting: str
+    description: str
+    actions: tuple[str, ...] = ()
+
+
+Resource = Postgres | Table | Queue | Secret | StateMachine | External
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,7 @@ class Function:
 API_ROLES = ("user", "business", "lender", "partner", "admin")
 LEDGER: frozenset[str] = frozenset({"postgres"})
 MONEY: frozenset[str] = frozenset({"postgres", "idempotency"})
+WORLD: frozenset[str] = frozenset({"base_rpc", "base_contracts", "base_accounts", "pix_api"})  # chains, providers
 
 FUNCTIONS: tuple[Function, ...] = (
     Function(
@@ -281,6 +296,47 @@ FUNCTIONS: tuple[Function, ...] = (
         db_role="rampart_webhook_receiver",
     ),
     Function(
+        name="ramps",
+        handler="functions.ramps.handler.handler",
+        description="Corridors, quotes, and ramps: register, pre-signed, start, cancel, read",
+        routes=(
+            Route("GET", "/v1/corridors", auth=False),
+            Route("POST", "/v1/quotes"),
+            Route("GET", "/v1/quotes/{id}", auth=False),
+            Route("POST", "/v1/ramps", idempotent=True),
+            Route("GET", "/v1/ramps"),
+            Route("GET", "/v1/ramps/{id}"),
+            Route("POST", "/v1/ramps/{id}/presigned"),
+            Route("POST", "/v1/ramps/{id}/start", idempotent=True),
+            Route("POST", "/v1/ramps/{id}/cancel"),
+            Route("GET", "/v1/admin/ramps", roles=("admin",)),
+        ),
+        uses=MONEY | {"cursor_key", "pix_api_key", "brl_on", "brl_off"} | WORLD,
+        layers=("core", "chains"),
+        timeout_seconds=29,
+        reserved_concurrency=50,
+        db_role="rampart_ramps",
+    ),
+    Function(
+        name="ramp_worker",
+        handler="functions.ramp_worker.handler.handler",
+        description="A ramp's phase, as a Step Functions task",
+        kind="worker",
+        uses=frozenset({"postgres"}),
+        layers=("core", "chains"),
+        timeout_seconds=60,
+        db_role="rampart_ramp_worker",
+    ),
+    Function(
+        name="ramp_sweep",
+        handler="functions.ramp_sweep.handler.handler",
+        description="Expire unstarted ramps past their start deadline; delete long-expired unused quotes",
+        kind="scheduled",
+        uses=frozenset({"postgres", "pix_api_key", "pix_api"}),
+        timeout_seconds=60,
+        db_role="rampart_ramp_sweep",
+    ),
+    Function(
         name="webhook_apply",
         handler="functions.webhook_apply.handler.handler",
         description="Apply queued provider events to the rail state, once each",
@@ -314,6 +370,9 @@ DB_ROLES: tuple[DbRole, ...] = (
     DbRole("rampart_webhook_receiver", "records and claims provider deliveries (webhooks schema)"),
     DbRole("rampart_webhook_apply", "applies inbox events to the rail state (webhooks, rails)"),
     DbRole("rampart_webhook_requeue", "re-claims unapplied inbox rows, forgets old delivery ids"),
+    DbRole("rampart_ramps", "quotes and ramps (0009.ramps.sql): prices, registers, signs, starts, reads"),
+    DbRole("rampart_ramp_worker", "a ramp's execution: reads it, keeps its waiting task's token"),
+    DbRole("rampart_ramp_sweep", "expires unstarted ramps, deletes long-expired unused quotes"),
 )
 TABLES: tuple[Table, ...] = (
     Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
@@ -331,6 +390,13 @@ SECRETS: tuple[Secret, ...] = (
     Secret("cursor_key", setting="cursor_key_arn", twin="random_key"),  # signs pagination cursors (HMAC)
     # PIX's Standard Webhooks secrets, newest first (rampart.webhooks.providers maps pix to it)
     Secret("pix_webhook_secret", setting="pix_webhook_secret_arn", twin="webhook_secret"),
+    Secret("pix_api_key", setting="pix_api_key_arn", twin="world"),  # our key at the PIX provider
+)
+EXTERNALS: tuple[External, ...] = (
+    External("base_rpc", setting="base_rpc_url", description="base's EVM JSON-RPC endpoint"),
+    External("base_contracts", setting="base_contracts", description="USDC, BRLA, pool and sweeper on base"),
+    External("base_accounts", setting="base_accounts", description="the platform's addresses on base"),
+    External("pix_api", setting="pix_base_url", description="the PIX provider's API"),
 )
 # Per-function DLQs of asynchronous functions are implied by their kind.
 QUEUES: tuple[Queue, ...] = (
@@ -348,9 +414,26 @@ QUEUES: tuple[Queue, ...] = (
 SCHEDULES: tuple[Schedule, ...] = (
     Schedule("ledger-sweep", "rate(1 minute)", "ledger_sweep"),
     Schedule("webhook-requeue", "rate(1 minute)", "webhook_requeue"),
+    Schedule("ramp-sweep", "rate(1 minute)", "ramp_sweep"),
 )
 
-STATE_MACHINES: tuple[StateMachine, ...] = ()
+# A ramp's execution per corridor (named after the ramp; the ramps function starts it).
+STATE_MACHINES: tuple[StateMachine, ...] = (
+    StateMachine(
+        "brl_on",
+        definition="statemachines/brl_on.asl.json",
+        substitutions={"RampWorker": "ramp_worker"},
+        setting="brl_on_state_machine_arn",
+        actions=("states:StartExecution",),
+    ),
+    StateMachine(
+        "brl_off",
+        definition="statemachines/brl_off.asl.json",
+        substitutions={"RampWorker": "ramp_worker"},
+        setting="brl_off_state_machine_arn",
+        actions=("states:StartExecution",),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -366,10 +449,18 @@ class Manifest:
     schedules: tuple[Schedule, ...] = ()
     state_machines: tuple[StateMachine, ...] = ()
     db_roles: tuple[DbRole, ...] = DB_ROLES
+    externals: tuple[External, ...] = ()
 
     def resources(self) -> dict[str, Resource]:
         """Every resource a function may name in ``uses``, by name."""
-        listed: tuple[Resource, ...] = (POSTGRES, *self.tables, *self.queues, *self.secrets, *self.state_machines)
+        listed: tuple[Resource, ...] = (
+            POSTGRES,
+            *self.tables,
+            *self.queues,
+            *self.secrets,
+            *self.state_machines,
+            *self.externals,
+        )
         return {r.name: r for r in listed}
 
     def function(self, name: str) -> Function:
@@ -402,7 +493,7 @@ class Manifest:
         declared = self.resources()
         assert len(declared) == 1 + len(self.tables) + len(self.queues) + len(self.secrets) + len(
             self.state_machines
-        ), "resource names must be unique"
+        ) + len(self.externals), "resource names must be unique"
         seen = [(r.method, r.path) for r, _ in self.routes()]
         assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
         paths = [fn.path for fn in self.functions if fn.path is not None]
@@ -445,6 +536,7 @@ MANIFEST = Manifest(
     schedules=SCHEDULES,
     state_machines=STATE_MACHINES,
     db_roles=DB_ROLES,
+    externals=EXTERNALS,
 )
 
 

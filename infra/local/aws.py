@@ -298,6 +298,7 @@ class Deployment:
     secrets: dict[str, str] = field(default_factory=dict)  # secret → its ARN
     rules: dict[str, str] = field(default_factory=dict)  # schedule → rule ARN
     state_machines: dict[str, str] = field(default_factory=dict)  # state machine → ARN
+    externals: dict[str, str] = field(default_factory=dict)  # External → its value (from the world)
 
 
 class LocalAws:
@@ -353,7 +354,18 @@ class LocalAws:
             return random_key(self.state_dir / f"{secret.name}.key")
         if secret.twin == "webhook_secret":
             return webhook_secret(self.state_dir / f"{secret.name}.whsec")
+        if secret.twin == "world":
+            return "unset: the twin's world writes it once it is up"
         raise ValueError(f"secret {secret.name}: the twin cannot make a {secret.twin!r} value")
+
+    def put_world_secrets(self, values: dict[str, str]) -> None:
+        """Write what the world made into the manifest's ``world`` secrets."""
+        secretsmanager = self.client("secretsmanager")
+        for secret in self.manifest.secrets:
+            if secret.twin == "world" and secret.name in values:
+                secretsmanager.put_secret_value(
+                    SecretId=self.deployment.secrets[secret.name], SecretString=values[secret.name]
+                )
 
     def _create(self) -> None:
         m = self.manifest

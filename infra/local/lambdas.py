@@ -74,6 +74,8 @@ def resource_value(resource: manifest.Resource, deployment: aws.Deployment, data
         return deployment.secrets[resource.name]
     if isinstance(resource, manifest.Queue):
         return deployment.queue_urls[resource.name]
+    if isinstance(resource, manifest.External):
+        return deployment.externals.get(resource.name, "")  # none without the world: the cold start says so
     return deployment.state_machines[resource.name]
 
 
@@ -98,10 +100,15 @@ def function_environment(
         wanted = manifest.environment(fn, values, m)
         del wanted[uses]
         for key, value in wanted.items():
+            if value == "":
+                continue
             if key in owner and env[key] != value:
                 raise ValueError(f"{fn.name} and {owner[key]} need different values of {key}: the twin shares one env")
             env[key], owner[key] = value, fn.name
-    env[uses] = manifest.uses_value(m.functions, m)
+    # Resources the twin has no value for (the world's, when it runs without one) are not
+    # announced: no function's cold start may demand them; the first use says what is missing.
+    absent = {name for name, value in values.items() if value == ""}
+    env[uses] = ",".join(p for p in manifest.uses_value(m.functions, m).split(",") if p.partition("=")[0] not in absent)
     return env
 
 

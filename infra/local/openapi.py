@@ -84,7 +84,14 @@ TAGS: list[dict[str, str]] = [
     {"name": "auth", "description": "Register, log in, refresh and revoke tokens; who is calling"},
     {"name": "accounts", "description": "Ledger accounts: open one, read its balance, list its entries"},
     {"name": "transfers", "description": "Move money: transfers, holds (post or void) and atomic batches"},
-    {"name": "admin", "description": "Admin only: partners with their API keys, deposits from the world account"},
+    {
+        "name": "ramps",
+        "description": "Fiat ↔ token: corridors, quotes, register a ramp, sign its blueprints, start, cancel, read",
+    },
+    {
+        "name": "admin",
+        "description": "Admin only: partners with their API keys, deposits from the world account, every ramp",
+    },
     {"name": "platform", "description": "The service itself: health checks"},
 ]
 

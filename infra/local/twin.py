@@ -18,7 +18,8 @@ A twin owns process-wide things (``os.environ``, moto, the database pool of
 Introspection for tests and the CDK parity test: ``GET /_twin/routes`` (the gateway's route table),
 ``GET /_twin/triggers`` (schedules, queues, tables, functions, state machines, webhook paths and
 queue consumers as running) and ``GET /_twin/status`` (start-up checks);
-``POST /_twin/schedules/{name}/run`` runs a schedule now.
+``POST /_twin/schedules/{name}/run`` runs a schedule now; ``GET /_twin/executions?name=`` lists the
+state machines' executions.
 
 A twin is built from a :class:`~infra.manifest.Manifest`: Rampart's ``MANIFEST`` unless one is
 given (tests start it with a fixture manifest of their own). Without a function that uses
@@ -192,9 +193,10 @@ class Twin:
             if uses_database:
                 self.checks["database"] = "embedded" if embedded else "given"
             self.database_url = url
-            os.environ.update(function_environment(self.aws.deployment, url, self.manifest))
             if self.world is not None:
-                os.environ.update(world_twin.environment(self.world))
+                self.aws.deployment.externals.update(world_twin.externals(self.world))
+                self.aws.put_world_secrets(world_twin.secrets(self.world))
+            os.environ.update(function_environment(self.aws.deployment, url, self.manifest))
             os.environ.setdefault("RAMPART_DB_POOL_SIZE", "16")
             self._reset_singletons()
             deploy = [fn.name for fn in self.registry.functions.values() if fn.kind == "deploy"]
@@ -238,10 +240,12 @@ class Twin:
         from rampart.adapters.postgres.db import reset_database
         from rampart.core.settings import reset_settings
         from rampart.wiring import ledger as wiring
+        from rampart.wiring import ramps as ramp_wiring
 
         reset_settings()  # the functions' environment changed: read it again
         reset_database()
         wiring.reset()
+        ramp_wiring.reset()
 
     def stop(self) -> None:
         """Stop the server, the schedules and moto; close the database pool; give the process
@@ -300,7 +304,33 @@ class Twin:
         router.add("GET", "/_twin/routes", lambda request, params: json_reply(200, self.routes()))
         router.add("GET", "/_twin/triggers", lambda request, params: json_reply(200, self.triggers()))
         router.add("POST", "/_twin/schedules/{name}/run", self._run_schedule)
+        router.add("GET", "/_twin/executions", self._executions)
         return router
+
+    def _executions(self, request: HttpRequest, params: dict[str, str]) -> HttpReply:
+        """Every execution of the manifest's state machines (``?name=`` keeps those of that name):
+        ``{"items": [{state_machine, name, status, execution_arn}]}`` — what the tests count."""
+        assert self.aws is not None
+        import urllib.parse
+
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.target).query)
+        wanted = query["name"][0] if query.get("name") else None
+        stepfunctions = self.aws.client("stepfunctions")
+        items = []
+        for machine, arn in self.aws.deployment.state_machines.items():
+            pages = stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=arn)
+            for page in pages:
+                for execution in page["executions"]:
+                    if wanted is None or execution["name"] == wanted:
+                        items.append(
+                            {
+                                "state_machine": machine,
+                                "name": execution["name"],
+                                "status": execution["status"],
+                                "execution_arn": execution["executionArn"],
+                            }
+                        )
+        return json_reply(200, {"items": items})
 
     def openapi(self) -> dict[str, Any]:
         if self._openapi is not None:

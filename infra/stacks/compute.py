@@ -1,11 +1,14 @@
 """Every manifest function as a Lambda: arm64, Python 3.12, the ``rampart`` layer plus the
 dependency layers it lists, its own least-privilege role derived from ``Function.uses``, active
-X-Ray tracing, JSON logs into a log group with retention, and the VPC when it uses PostgreSQL.
+X-Ray tracing, JSON logs into a log group with retention, and the VPC when it uses PostgreSQL:
+the isolated ``app`` subnets, or the ``egress`` subnets (out through the NAT, HTTPS anywhere)
+when it also uses an ``External`` (a chain's RPC, a provider's API).
 
 What a function uses reaches it one way for every resource (:meth:`Compute.bind`): the resource's
-env var (``manifest.env_var``) carries its name, URL or ARN, and its role is granted the
-resource's ``actions`` on it. PostgreSQL alone is special (the RDS Proxy variables of
-docs/cloud.md, IAM auth, the VPC). A ``webhook`` function gets a function URL."""
+env var (``manifest.env_var``) carries its name, URL or ARN (an ``External``: the stage's value,
+``StageConfig.externals``), and its role is granted the resource's ``actions`` on it (an
+``External``: none). PostgreSQL alone is special (the RDS Proxy variables of docs/cloud.md, IAM
+auth, the VPC). A ``webhook`` function gets a function URL."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -27,7 +31,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import layers as layer_build
-from infra.manifest import MANIFEST, USES_SETTING, Function, Manifest, Postgres, env_var, uses_value
+from infra.manifest import MANIFEST, USES_SETTING, External, Function, Manifest, Postgres, env_var, uses_value
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data, db_login
 from infra.stacks.nag import acknowledge
@@ -210,6 +214,30 @@ def bound_queue(queue: sqs.IQueue) -> Bound:
     return Bound(queue.queue_url, lambda grantee, actions: queue.grant(grantee, *actions))
 
 
+def bound_external(external: External, value: str) -> Bound:
+    """An ``External``: plain configuration (its env var carries the stage's value), no grant."""
+    if external.actions:
+        raise ValueError(f"External {external.name} grants nothing (it names no AWS resource): drop its actions")
+
+    def grant(grantee: iam.IGrantable, actions: Sequence[str]) -> None:
+        if actions:
+            raise ValueError(f"no action can be granted on External {external.name}: {', '.join(actions)}")
+
+    return Bound(value, grant)
+
+
+def externals_used(spec: Function, manifest: Manifest = MANIFEST) -> list[str]:
+    """The ``External`` resources ``spec`` uses (by name, sorted)."""
+    declared = manifest.resources()
+    return sorted(name for name in spec.uses if isinstance(declared[name], External))
+
+
+def reaches_outside(spec: Function, manifest: Manifest = MANIFEST) -> bool:
+    """Whether ``spec`` reaches the outside world (uses an ``External``): a PostgreSQL user then
+    runs in the egress subnets, behind the NAT, instead of the isolated ones."""
+    return bool(externals_used(spec, manifest))
+
+
 # Actions on a state machine's executions rather than on the machine itself.
 EXECUTION_ACTIONS = frozenset({"states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"})
 
@@ -310,6 +338,14 @@ class Compute(Construct):
                 for secret in data.role_secrets.values():
                     bound_secret(secret).grant(role, ["secretsmanager:GetSecretValue"])
             role.add_to_policy(iam.PolicyStatement(actions=list(VPC_ACTIONS), resources=["*"]))
+        outside = in_vpc and reaches_outside(spec, self.manifest)
+        groups: list[ec2.ISecurityGroup] = [data.client_security_group]
+        subnets = network.app_subnets
+        if outside:
+            if network.egress_subnets is None or network.egress_security_group is None:
+                raise ValueError(f"function {spec.name} uses an External, but the network was built without egress")
+            groups.append(network.egress_security_group)
+            subnets = network.egress_subnets
         fn = lambda_.Function(
             scope,
             "Function",
@@ -330,8 +366,8 @@ class Compute(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             vpc=network.vpc if in_vpc else None,
-            vpc_subnets=network.app_subnets if in_vpc else None,
-            security_groups=[data.client_security_group] if in_vpc else None,
+            vpc_subnets=subnets if in_vpc else None,
+            security_groups=groups if in_vpc else None,
         )
         default_child = fn.node.default_child
         assert default_child is not None

@@ -1,9 +1,15 @@
 """Per-stage settings: dev and staging are cheap and disposable, prod keeps its data and pages
-someone. Everything else about the app comes from ``infra/manifest.py``."""
+someone. Everything else about the app comes from ``infra/manifest.py``.
+
+``externals`` holds each stage's value of every manifest ``External`` resource (base's RPC, its
+contract and platform addresses, the PIX provider's URL). The values here are placeholders on
+reserved ``.example`` hosts and obviously fake addresses (``0x00…01``): a human sets the real ones
+before a first deploy (docs/cloud.md, "Before a first production deploy")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
@@ -39,6 +45,32 @@ class StageConfig:
     money_method_rate: int
     money_method_burst: int
     alarm_emails: tuple[str, ...]  # who the alarm topic mails (each confirms the subscription once)
+    # NAT gateways for the functions that reach the outside world (those using an External):
+    # one per availability zone in prod (a zone's outage leaves the other's egress up), one in
+    # dev and staging (cheaper; both zones' egress subnets route through it).
+    nat_gateways: int
+    # The value of each manifest External (by name) in this stage: see the module docstring.
+    # Not hashed (a dict); a StageConfig is compared, never used as a key.
+    externals: dict[str, str] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.nat_gateways <= len(self.availability_zones):
+            raise ValueError(
+                f"stage {self.name}: nat_gateways must be 1 to {len(self.availability_zones)} (one per zone)"
+            )
+
+    def external_values(self, names: Iterable[str]) -> dict[str, str]:
+        """The stage's value of each External in ``names``; a missing or empty one fails synthesis
+        here, naming the stage and the External, instead of deploying a function whose cold start
+        would fail on the missing setting."""
+        wanted = sorted(set(names))
+        missing = [name for name in wanted if not self.externals.get(name, "").strip()]
+        if missing:
+            raise ValueError(
+                f"stage {self.name}: no value for External resource(s) {', '.join(missing)}; set "
+                f"StageConfig.externals in infra/stacks/config.py (docs/cloud.md, 'Before a first production deploy')"
+            )
+        return {name: self.externals[name] for name in wanted}
 
     @property
     def availability_zones(self) -> list[str]:
@@ -57,6 +89,27 @@ class StageConfig:
     @property
     def dlq_retention(self) -> Duration:
         return Duration.days(14)
+
+
+def _fake_address(n: int) -> str:
+    """An obviously fake EVM address (``0x`` and 40 hex digits, only the last ones set): valid
+    syntax, so a function's cold start accepts it, but owned by no one."""
+    return f"0x{n:040x}"
+
+
+def placeholder_externals(network: str) -> dict[str, str]:
+    """Placeholders for every External of Rampart's manifest, on ``network`` (``base-sepolia`` for
+    dev and staging, ``base-mainnet`` for prod): reserved ``.example`` hosts and fake addresses
+    that a human replaces before a first deploy (docs/cloud.md)."""
+    contracts = {"USDC": 0xC1, "BRLA": 0xC2, "pool": 0xC3, "sweeper": 0xC4}
+    accounts = {"fee_collector": 0xA1, "liquidity": 0xA2, "provider_brla": 0xA3, "operator": 0xA4, "gas_funder": 0xA5}
+    pix = "sandbox.pix-provider.example" if network != "base-mainnet" else "pix-provider.example"
+    return {
+        "base_rpc": f"https://{network}.example/rpc",
+        "base_contracts": ",".join(f"{name}={_fake_address(n)}" for name, n in contracts.items()),
+        "base_accounts": ",".join(f"{name}={_fake_address(n)}" for name, n in accounts.items()),
+        "pix_api": f"https://{pix}/api",
+    }
 
 
 STAGES: dict[str, StageConfig] = {
@@ -83,6 +136,8 @@ STAGES: dict[str, StageConfig] = {
         money_method_rate=20,
         money_method_burst=40,
         alarm_emails=("rampart-dev-alarms@example.com",),
+        nat_gateways=1,
+        externals=placeholder_externals("base-sepolia"),
     ),
     "staging": StageConfig(
         name="staging",
@@ -107,6 +162,8 @@ STAGES: dict[str, StageConfig] = {
         money_method_rate=100,
         money_method_burst=200,
         alarm_emails=("rampart-staging-alarms@example.com",),
+        nat_gateways=1,
+        externals=placeholder_externals("base-sepolia"),
     ),
     "prod": StageConfig(
         name="prod",
@@ -131,5 +188,7 @@ STAGES: dict[str, StageConfig] = {
         money_method_rate=500,
         money_method_burst=1000,
         alarm_emails=("rampart-oncall@example.com", "rampart-payments-ops@example.com"),
+        nat_gateways=2,  # one per availability zone
+        externals=placeholder_externals("base-mainnet"),
     ),
 }

@@ -1,5 +1,6 @@
 """Stateful resources: Aurora PostgreSQL Serverless v2 behind RDS Proxy, the manifest's DynamoDB
-tables and secrets, and the documents bucket."""
+tables and secrets (each generated in the shape its ``twin`` kind names; a ``world`` secret, a
+provider's credential for us, as a placeholder an operator replaces), and the documents bucket."""
 
 from __future__ import annotations
 
@@ -188,6 +189,9 @@ class Data(Construct):
         )
         self.proxy.connections.allow_from(self.client_security_group, ec2.Port.tcp(DB_PORT), "Rampart functions")
         network.sqs_endpoint.connections.allow_default_port_from(self.client_security_group, "sends to queues")
+        network.states_endpoint.connections.allow_default_port_from(
+            self.client_security_group, "starts and completes executions"
+        )
         for reader in (self.client_security_group, rotation_security_group):
             network.secrets_endpoint.connections.allow_default_port_from(reader, "reads secrets")
             # DynamoDB and S3 through their gateway endpoints (no route leads anywhere else: no NAT,
@@ -299,6 +303,7 @@ SECRET_DESCRIPTIONS: dict[TwinSecret, str] = {
     "admin": "credentials of the seeded admin",
     "random_key": "a generated key, 64 hex characters",
     "webhook_secret": "a provider's Standard Webhooks signing secrets (whsec_..., newest first)",
+    "world": "a provider's credential for us (e.g. our API key at the PIX provider), set by an operator",
 }
 HEX_DIGITS = frozenset("0123456789abcdef")
 SECRET_SHAPES: dict[TwinSecret, tuple[secretsmanager.SecretStringGenerator, str]] = {
@@ -348,5 +353,17 @@ SECRET_SHAPES: dict[TwinSecret, tuple[secretsmanager.SecretStringGenerator, str]
         ),
         "The provider issues this secret and rotates it on its side: an operator puts the new one in "
         "front of the old (docs/webhooks.md, 'Rotation'); we cannot rotate it alone.",
+    ),
+    # What a provider issued to us (the twin takes it from its world process). Deployed with a
+    # random placeholder of 48 letters and digits, which the provider refuses (so a function fails
+    # loudly, not silently), until an operator puts the provider's value (docs/cloud.md, "Set secrets").
+    "world": (
+        secretsmanager.SecretStringGenerator(
+            password_length=48,
+            exclude_punctuation=True,
+            include_space=False,
+        ),
+        "The provider issues this credential and rotates it on its side: an operator puts the new value "
+        "(docs/cloud.md, 'Set secrets'); a rotation Lambda cannot mint a provider's key.",
     ),
 }

@@ -2,7 +2,7 @@
 
 - ``database``: Aurora's storage and snapshots, and the cluster's credentials secret;
 - ``secrets``: the manifest's secrets (JWT signing keys, the admin's credentials, the cursor key,
-  webhook signing secrets);
+  webhook signing secrets, providers' credentials for us such as the PIX API key);
 - ``logs``: the log groups that hold payment data (every function's logs, the API's access logs,
   state machine executions, Aurora's PostgreSQL and audit logs). CloudWatch Logs of this account
   and region may use it for its own log groups only (the encryption context names the log group).

@@ -1,11 +1,18 @@
-"""The VPC: private subnets only (no NAT, no internet gateway). Aurora and its proxy live in the
-``data`` subnets, the functions that reach PostgreSQL in the ``app`` subnets; AWS services are
-reached through VPC endpoints (DynamoDB and S3 gateways, Secrets Manager and SQS interfaces), whose
-policies admit only requests for resources of this account (data cannot be copied out to another
-account's table, bucket or secret through them).
+"""The VPC. Aurora and its proxy live in the isolated ``data`` subnets, the functions that reach
+PostgreSQL in the isolated ``app`` subnets: no route leads out of either. AWS services are reached
+through VPC endpoints (DynamoDB and S3 gateways; Secrets Manager, SQS and Step Functions
+interfaces), whose policies admit only requests for resources of this account (data cannot be
+copied out to another account's table, bucket or secret through them). Their private DNS names
+serve the whole VPC, so the functions in the ``egress`` subnets reach AWS through them too.
+
+The functions that reach the outside world (a chain's RPC, a payment provider's API: those that
+use a manifest ``External``) run in the ``egress`` subnets instead, whose one way out is a NAT
+gateway in the ``public`` subnets (``StageConfig.nat_gateways``: one per zone in prod, one
+elsewhere); they also wear :attr:`Network.egress_security_group` (HTTPS anywhere). The ``public``
+subnets hold the NAT gateways and nothing else, and launch nothing with a public address.
 
 Every security group of the stage is created without the implicit allow-all egress: each
-egress rule is written where the connection is (``data.py``)."""
+egress rule is written where the connection is (here and in ``data.py``)."""
 
 from __future__ import annotations
 
@@ -19,21 +26,40 @@ from infra.stacks.config import StageConfig
 
 APP_SUBNETS = "app"
 DATA_SUBNETS = "data"
+PUBLIC_SUBNETS = "public"  # the NAT gateways only
+EGRESS_SUBNETS = "egress"  # the functions that use an External: out through the NAT
 
 
 class Network(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig) -> None:
+    """``egress``: whether any function reaches the outside world. Without one (a manifest with no
+    ``External`` user) there are no ``public`` or ``egress`` subnets, no NAT and no internet
+    gateway: no route leaves the VPC at all."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: StageConfig, egress: bool = True) -> None:
         super().__init__(scope, construct_id)
+        self.egress = egress
+        outside = [
+            ec2.SubnetConfiguration(
+                name=PUBLIC_SUBNETS,
+                subnet_type=ec2.SubnetType.PUBLIC,
+                cidr_mask=26,
+                map_public_ip_on_launch=False,  # NAT gateways bring their own Elastic IP
+            ),
+            ec2.SubnetConfiguration(name=EGRESS_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22),
+        ]
         flow_logs = logs.LogGroup(self, "FlowLogs", retention=stage.log_retention, removal_policy=stage.removal_policy)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
             availability_zones=stage.availability_zones,
-            nat_gateways=0,
+            nat_gateways=stage.nat_gateways if egress else 0,
+            nat_gateway_subnets=ec2.SubnetSelection(subnet_group_name=PUBLIC_SUBNETS) if egress else None,
+            # public and egress come after app and data, so that their address ranges stay what they were.
             subnet_configuration=[
                 ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22),
                 ec2.SubnetConfiguration(name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
+                *(outside if egress else []),
             ],
             flow_logs={
                 "All": ec2.FlowLogOptions(
@@ -44,6 +70,22 @@ class Network(Construct):
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name=APP_SUBNETS)
         self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
+        self.egress_subnets: ec2.SubnetSelection | None = None
+        self.egress_security_group: ec2.SecurityGroup | None = None
+        if egress:
+            self.egress_subnets = ec2.SubnetSelection(subnet_group_name=EGRESS_SUBNETS)
+            # Worn (beside the PostgreSQL clients' group) by the functions that use an External:
+            # the chains' RPC and the providers' APIs are HTTPS on addresses we do not control.
+            self.egress_security_group = ec2.SecurityGroup(
+                self,
+                "EgressSecurityGroup",
+                vpc=self.vpc,
+                description="Rampart functions that reach chains and providers: HTTPS out through the NAT",
+                allow_all_outbound=False,
+            )
+            self.egress_security_group.add_egress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to chains' RPC and providers' APIs"
+            )
         account = Stack.of(self).account
         self.dynamodb_endpoint = self.vpc.add_gateway_endpoint(
             "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
@@ -76,6 +118,15 @@ class Network(Construct):
             "sqs",
             ec2.InterfaceVpcEndpointAwsService.SQS,
             "SQS endpoint: HTTPS from Rampart functions, no egress",
+        )
+        # Step Functions for the functions that start a ramp's execution (and, from the isolated
+        # subnets, complete or stop one): AWS's API stays inside the VPC, for this account only.
+        self.states_endpoint_security_group, self.states_endpoint = self._interface_endpoint(
+            "StepFunctions",
+            "StepFunctionsEndpointSecurityGroup",
+            "states",
+            ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
+            "Step Functions endpoint: HTTPS from Rampart functions, no egress",
         )
 
     def _interface_endpoint(

@@ -10,7 +10,16 @@ from constructs import Construct
 from infra.manifest import MANIFEST, Manifest
 from infra.stacks.api import Api
 from infra.stacks.asynchronous import Asynchronous
-from infra.stacks.compute import Bound, Compute, bound_queue, bound_secret, bound_state_machine, bound_table
+from infra.stacks.compute import (
+    Bound,
+    Compute,
+    bound_external,
+    bound_queue,
+    bound_secret,
+    bound_state_machine,
+    bound_table,
+    reaches_outside,
+)
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data
 from infra.stacks.keys import Keys
@@ -52,12 +61,19 @@ class RampartStack(Stack):
         )
         manifest.check()
         self.manifest = manifest
+        # Before anything is built: a stage without a value for an External a function uses fails
+        # here, by name (StageConfig.externals).
+        used = {name for fn in manifest.functions for name in fn.uses}
+        externals = {e.name: e for e in manifest.externals if e.name in used}
+        values = stage.external_values(externals)
         untaggable = ["AWS::RDS::DBProxyTargetGroup"]  # CloudFormation takes no Tags there
         Tags.of(self).add("project", "rampart", exclude_resource_types=untaggable)
         Tags.of(self).add("rampart:stage", stage.name, exclude_resource_types=untaggable)
 
         self.keys = Keys(self, "Keys", stage=stage)
-        self.network = Network(self, "Network", stage=stage)
+        # A way out of the VPC (NAT) only when a function in it reaches the outside world.
+        egress = any("postgres" in fn.uses and reaches_outside(fn, manifest) for fn in manifest.functions)
+        self.network = Network(self, "Network", stage=stage, egress=egress)
         self.data = Data(self, "Data", stage=stage, network=self.network, keys=self.keys, manifest=manifest)
         self.compute = Compute(self, "Compute", stage=stage, network=self.network, data=self.data, manifest=manifest)
         self.asynchronous = Asynchronous(
@@ -77,6 +93,7 @@ class RampartStack(Stack):
             **{name: bound_secret(secret) for name, secret in self.data.secrets.items()},
             **{name: bound_queue(queue) for name, queue in self.asynchronous.queues.items()},
             **{name: bound_state_machine(m) for name, m in self.workflows.state_machines.items()},
+            **{name: bound_external(externals[name], value) for name, value in values.items()},
         }
         self.compute.bind(bound)
         # No REST API for a manifest without routes (a test manifest of other kinds).

@@ -32,7 +32,7 @@ from eth.db.atomic import AtomicDB
 from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from infra.world.evm_rpc import EvmRpc
+from infra.world.evm_rpc import PRIORITY_FEE, EvmRpc
 from infra.world.evm_store import ChainStore, RecordingDB
 from rampart.adapters.chains.evm import abi
 
@@ -46,7 +46,6 @@ ROLE_ETH = {"gas_funder": Decimal("10000")}  # every other role gets DEFAULT_ROL
 DEFAULT_ROLE_ETH = Decimal("1000")
 PLATFORM_ROLES = ("gas_funder", "fee_collector", "liquidity", "provider_brla")
 ROLES = (*PLATFORM_ROLES, "issuer", "operator")
-PRIORITY_FEE = 10**9
 # eth-tester's first genesis account (private key 0x…01, 1,000,000 ETH): the world's ETH tap.
 GENESIS_KEY = "0x" + "00" * 31 + "01"
 

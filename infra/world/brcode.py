@@ -1,9 +1,14 @@
 """PIX payloads: the BR code of a charge (EMV QR "copia e cola" per the BCB's manual, with its
-CRC16-CCITT) and the check digits of a CPF / CNPJ."""
+CRC16-CCITT). ``tax_id`` (the check digits of a CPF / CNPJ) is the backend's own validator,
+re-exported so the world and the backend apply one rule."""
 
 from __future__ import annotations
 
 import re
+
+from rampart.ramps.destinations import tax_id
+
+__all__ = ["br_code", "crc16", "parse_br_code", "tax_id"]
 
 
 def crc16(data: str) -> str:
@@ -54,34 +59,3 @@ def parse_br_code(code: str) -> dict[str, str]:
         fields[tag] = code[at + 4 : at + 4 + size]
         at += 4 + size
     return fields
-
-
-def _cpf_ok(digits: str) -> bool:
-    if len(digits) != 11 or len(set(digits)) == 1:
-        return False
-    for size in (9, 10):
-        total = sum(int(d) * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
-        if (total * 10 % 11) % 10 != int(digits[size]):
-            return False
-    return True
-
-
-def _cnpj_ok(digits: str) -> bool:
-    if len(digits) != 14 or len(set(digits)) == 1:
-        return False
-    weights = [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]
-    for size, w in ((12, weights), (13, [6, *weights])):
-        rest = sum(int(d) * k for d, k in zip(digits[:size], w, strict=True)) % 11
-        if (0 if rest < 2 else 11 - rest) != int(digits[size]):
-            return False
-    return True
-
-
-def tax_id(value: object) -> str | None:
-    """A CPF or CNPJ with valid check digits, punctuation ignored → its digits; else None."""
-    if not isinstance(value, str):
-        return None
-    digits = re.sub(r"[.\-/\s]", "", value)
-    if not digits.isdigit():
-        return None
-    return digits if _cpf_ok(digits) or _cnpj_ok(digits) else None

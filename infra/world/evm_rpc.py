@@ -31,7 +31,7 @@ from eth_utils.hexadecimal import decode_hex
 from rampart.adapters.chains.evm.abi import revert_reason
 
 JSON = dict[str, Any]
-PRIORITY_FEE = 10**9  # what eth_maxPriorityFeePerGas suggests (1 gwei)
+PRIORITY_FEE = 10**7  # what eth_maxPriorityFeePerGas suggests (0.01 gwei, a busy hour on Base)
 CALL_BALANCE = 10**30  # the balance an eth_call / eth_estimateGas sender is lent for gas
 
 

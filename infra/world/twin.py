@@ -3,8 +3,9 @@ it as a child process, gives it the backend's webhook URL and the ``pix_webhook_
 made, hands its URLs to the functions as environment variables, and forwards the twin's
 ``/_sim/…`` to it unchanged.
 
-The functions' environment gains ``RAMPART_BASE_RPC_URL`` (EVM JSON-RPC), ``RAMPART_PIX_BASE_URL``
-and ``RAMPART_PIX_API_KEY`` (the provider API). The world's data dir is ``.data/world`` for
+The manifest's ``External`` resources take their values from it (:func:`externals`: base's RPC
+URL, contract and platform addresses, the PIX provider's URL) and its ``world`` secrets (the PIX
+API key) are written from it (:func:`secrets`). The world's data dir is ``.data/world`` for
 ``make run`` (beside ``.data/twin``), ``<twin state dir>/world`` for a twin with its own state dir
 (tests), or ``RAMPART_WORLD_DATA_DIR``.
 """
@@ -55,14 +56,28 @@ def launch(twin: Twin) -> WorldProcess:
     return world
 
 
-def environment(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
-    """Wait for the world; the settings the functions reach it with."""
+def externals(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
+    """Wait for the world; the value of each of the manifest's ``External`` resources (by name):
+    where base and the PIX provider answer, base's contract and platform addresses."""
     url = world.wait_ready(timeout)
+    with urllib.request.urlopen(f"{url}/_sim/world", timeout=30) as reply:  # noqa: S310 - the world on 127.0.0.1
+        described = json.loads(reply.read())
+    base = described.get("base") or {}
     return {
-        "RAMPART_BASE_RPC_URL": f"{url}/rpc/base",
-        "RAMPART_PIX_BASE_URL": url,
-        "RAMPART_PIX_API_KEY": world.pix_api_key,
+        "base_rpc": f"{url}/rpc/base",
+        "base_contracts": _pairs(base.get("addresses") or {}),
+        "base_accounts": _pairs(base.get("platform_accounts") or {}),
+        "pix_api": url,
     }
+
+
+def secrets(world: WorldProcess) -> dict[str, str]:
+    """The values of the manifest's ``world`` secrets (by name): our API key at the PIX provider."""
+    return {"pix_api_key": world.pix_api_key}
+
+
+def _pairs(mapping: dict[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in sorted(mapping.items()))
 
 
 def register(sims: SimRegistry, twin: Twin) -> None:

@@ -77,8 +77,11 @@ def twin_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("twin")
 
 
+_DATABASE_URL = pytest.StashKey[str]()
+
+
 @pytest.fixture(scope="session")
-def twin_url(twin_state_dir: Path) -> Iterator[str]:
+def twin_url(twin_state_dir: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """Base URL of a running twin (``http://127.0.0.1:<port>``)."""
     given = os.environ.get("RAMPART_E2E_URL")
     if given:
@@ -87,10 +90,21 @@ def twin_url(twin_state_dir: Path) -> Iterator[str]:
         return
     state_dir = twin_state_dir
     database_url = _fresh_database()
+    request.config.stash[_DATABASE_URL] = database_url
     if os.environ.get("RAMPART_E2E_TWIN") == "inprocess":
         yield from _in_process(database_url, state_dir)
     else:
         yield from _child(database_url, state_dir)
+
+
+@pytest.fixture(scope="session")
+def twin_database_url(twin_url: str, request: pytest.FixtureRequest) -> str:
+    """The database URL of the session's twin, for tests that must move its clock-bound state
+    (age a quote or a ramp) where no API can; a twin that is already running (``RAMPART_E2E_URL``)
+    keeps its database to itself, so those tests skip."""
+    if os.environ.get("RAMPART_E2E_URL"):
+        pytest.skip("RAMPART_E2E_URL: the running twin's database is not the session's to change")
+    return request.config.stash[_DATABASE_URL]
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 import schemathesis
@@ -196,6 +196,61 @@ class World:
             case.body = {"email": who.email, "password": who.password}
         elif path in ("/v1/auth/refresh", "/v1/auth/logout"):
             case.body = {"refresh_token": self.refresh_token(who)}
+        elif (method, path) == ("POST", "/v1/quotes"):
+            case.body = dict(self.QUOTE)
+        elif path == "/v1/quotes/{id}":
+            case.path_parameters = {"id": self.quote(who)}
+        elif (method, path) == ("POST", "/v1/ramps"):
+            case.body = self.registration(who)[0]
+        elif path in ("/v1/ramps/{id}", "/v1/ramps/{id}/cancel", "/v1/ramps/{id}/presigned", "/v1/ramps/{id}/start"):
+            ramp, key = self.ramp(who)
+            case.path_parameters = {"id": ramp["id"]}
+            signed = [self.signed(tx, key) for tx in ramp["unsigned_txs"]]
+            if path.endswith("/presigned"):
+                case.body = {"presigned_txs": signed[: self.rng.randint(1, len(signed))]}
+            elif path.endswith("/start"):
+                reply = who.client.post(f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": signed})
+                assert reply.status == 200, reply
+
+    QUOTE: ClassVar[dict[str, str]] = {
+        "ramp_type": "on",
+        "from": "pix",
+        "to": "base",
+        "input_amount": "100.00",
+        "input_currency": "BRL",
+        "output_currency": "USDC",
+    }
+
+    def quote(self, who: Principal) -> str:
+        reply = who.client.post("/v1/quotes", dict(self.QUOTE))
+        assert reply.status == 201, reply
+        return str(reply.body["id"])
+
+    def registration(self, who: Principal) -> tuple[dict[str, Any], Any]:
+        """A valid registration body for a new quote, with a fresh ephemeral (and its key)."""
+        from eth_account import Account
+
+        ephemeral, destination = Account.create(), Account.create()
+        body = {
+            "quote_id": self.quote(who),
+            "signing_accounts": [{"network": "base", "address": ephemeral.address, "role": "ephemeral"}],
+            "destination": {"address": destination.address},
+            "payer": {"tax_id": "52998224725", "name": "Maria Silva"},
+        }
+        return body, ephemeral.key
+
+    def ramp(self, who: Principal) -> tuple[dict[str, Any], Any]:
+        body, key = self.registration(who)
+        reply = who.client.post("/v1/ramps", body, key=True)
+        assert reply.status == 201, reply
+        return reply.body, key
+
+    @staticmethod
+    def signed(tx: dict[str, Any], key: Any) -> dict[str, Any]:
+        from eth_account import Account
+
+        raw = Account.sign_transaction(tx["tx_data"], key).raw_transaction
+        return {**{k: tx[k] for k in ("network", "phase", "nonce", "signer")}, "tx_data": "0x" + bytes(raw).hex()}
 
 
 def exercise(world: World, tally: Tally, who: Principal, mode: GenerationMode) -> Callable[[Case[Any]], None]:

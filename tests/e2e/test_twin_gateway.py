@@ -382,6 +382,8 @@ def test_function_environment_is_the_union_of_what_functions_use() -> None:
         tables={"idempotency": "t-idem", "rate_limits": "t-rate"},
         secrets={s.name: f"arn:{s.name}" for s in manifest.SECRETS},
         queue_urls={q.name: f"https://sqs.local/{q.name}" for q in manifest.QUEUES},
+        state_machines={m.name: f"arn:states:{m.name}" for m in manifest.STATE_MACHINES},
+        externals={e.name: f"https://world.local/{e.name}" for e in manifest.EXTERNALS},
     )
     env = function_environment(deployment, "postgresql://db")
     assert env["DATABASE_URL"] == "postgresql://db"
@@ -390,8 +392,16 @@ def test_function_environment_is_the_union_of_what_functions_use() -> None:
     assert env["RAMPART_JWT_SECRET_ARN"] == "arn:jwt_keys"
     assert env["RAMPART_ADMIN_SECRET_ARN"] == "arn:admin"
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert env["RAMPART_BASE_RPC_URL"] == "https://world.local/base_rpc"
+    assert env["RAMPART_BRL_ON_STATE_MACHINE_ARN"] == "arn:states:brl_on"
     used = {name for fn in manifest.FUNCTIONS for name in fn.uses}
     assert {pair.split("=")[0] for pair in env["RAMPART_USES"].split(",")} == used
+    # Without the world, its resources are neither given nor announced (no cold start demands them).
+    worldless = aws.Deployment(**{**deployment.__dict__, "externals": {}})
+    env = function_environment(worldless, "postgresql://db")
+    assert "RAMPART_BASE_RPC_URL" not in env
+    announced = {pair.split("=")[0] for pair in env["RAMPART_USES"].split(",")}
+    assert announced == used - {e.name for e in manifest.EXTERNALS}
     clash = manifest.Manifest(
         functions=(
             manifest.Function("a", "m.h", "", env=(("X", "1"),)),

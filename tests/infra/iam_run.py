@@ -2,11 +2,12 @@
 
     python -m tests.infra.iam_run --database-url URL --state-dir DIR --out calls.json
 
-An in-process twin of Rampart's manifest, driven through :func:`representative_requests` while
-:mod:`tests.support.iam` records every AWS call of every function (each invocation starting
-from a container's cold caches). Its own process, because a twin leaves process-wide state
-behind (the handler modules' idempotency stores, settings, moto) that would leak into the tests
-sharing a worker. Writes ``{"calls": [...], "invoked": [...]}``."""
+An in-process twin of Rampart's manifest (with its world: base and the PIX provider), driven
+through :func:`representative_requests` while :mod:`tests.support.iam` records every AWS call of
+every function (each invocation starting from a container's cold caches). Its own process,
+because a twin leaves process-wide state behind (the handler modules' idempotency stores,
+settings, moto) that would leak into the tests sharing a worker. Writes ``{"calls": [...],
+"invoked": [...]}``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from tests.support import iam
 
 PASSWORD = "correct horse battery staple"
 WEBHOOK_SECRET = "_webhook_secret"
+# CPFs with valid check digits (the well-known test numbers), for PIX destinations and payers.
+PAYEE_CPF = "529.982.247-25"
+PAYER_CPF = "111.444.777-35"
 
 
 def _ok(reply: Any, status: int = 200) -> Any:
@@ -29,7 +33,83 @@ def _ok(reply: Any, status: int = 200) -> Any:
     return reply.body
 
 
-def representative_requests(base: str) -> None:
+def _signed(ramp: dict[str, Any], keys: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every blueprint of ``ramp`` signed by the key of its signer (EVM: a raw type-2 transaction)."""
+    from eth_account import Account
+
+    signed = []
+    for tx in ramp["unsigned_txs"]:
+        raw = Account.sign_transaction(tx["tx_data"], keys[tx["signer"].lower()].key).raw_transaction
+        signed.append({**{k: tx[k] for k in ("network", "phase", "nonce", "signer")}, "tx_data": "0x" + raw.hex()})
+    return signed
+
+
+def _ramp(client: Client, ramp_type: str, corridor: dict[str, Any]) -> dict[str, Any]:
+    """A quote and a ramp registered for it with fresh keys, every blueprint signed and submitted
+    (a PIX on-ramp then carries its payment instructions: the rail's charge)."""
+    from eth_account import Account
+
+    quote = _ok(
+        client.post(
+            "/v1/quotes",
+            {
+                "ramp_type": ramp_type,
+                "from": corridor["from"],
+                "to": corridor["to"],
+                "input_amount": corridor["min_amount"],
+                "input_currency": corridor["input_currency"],
+                "output_currency": corridor["output_currency"],
+            },
+        ),
+        201,
+    )
+    ephemeral, user = Account.create(), Account.create()
+    accounts = [{"network": "base", "address": ephemeral.address, "role": "ephemeral"}]
+    if ramp_type == "on":
+        destination = {"address": Account.create().address}
+        payer: dict[str, str] | None = {"tax_id": PAYER_CPF, "name": "Bruna Payer"}
+    else:
+        accounts.append({"network": "base", "address": user.address, "role": "user"})
+        destination = {"pix_key": "ana@example.com", "tax_id": PAYEE_CPF, "name": "Ana Payee"}
+        payer = None
+    body: dict[str, Any] = {"quote_id": quote["id"], "signing_accounts": accounts, "destination": destination}
+    if payer is not None:
+        body["payer"] = payer
+    ramp = _ok(client.post("/v1/ramps", body, key=True), 201)
+    keys = {ephemeral.address.lower(): ephemeral, user.address.lower(): user}
+    return dict(_ok(client.post(f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": _signed(ramp, keys)})))
+
+
+def ramp_requests(base: str, database_url: str, client: Client, root: Client) -> str:
+    """Corridors, quotes and ramps: each corridor's ramp started (Step Functions), one cancelled,
+    one left to expire (the ramp-sweep run closes its PIX charge), the lists with a signed
+    cursor. Returns the id of the ramp left to expire."""
+    anonymous = Client(base)
+    corridors = _ok(anonymous.get("/v1/corridors"))["items"]
+    by_type = {c["ramp_type"]: c for c in corridors if "pix" in (c["from"], c["to"])}
+    for ramp_type, corridor in sorted(by_type.items()):  # brl_off, brl_on: each starts its state machine
+        ramp = _ramp(client, ramp_type, corridor)
+        _ok(anonymous.get(f"/v1/quotes/{ramp['quote_id']}"))
+        _ok(client.post(f"/v1/ramps/{ramp['id']}/start", key=True), 202)
+        _ok(client.get(f"/v1/ramps/{ramp['id']}"))
+    cancelled = _ramp(client, "on", by_type["on"])
+    _ok(client.post(f"/v1/ramps/{cancelled['id']}/cancel"))  # closes its charge at the rail
+    # One left unstarted past its start deadline: moved there in the database rather than waited
+    # for (15 minutes), so the ramp-sweep run below expires it and closes its charge.
+    stale = _ramp(client, "on", by_type["on"])
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE ramps.ramps SET start_deadline = now() - interval '1 minute' WHERE id = %s", (stale["id"],)
+        )
+    page = _ok(client.get("/v1/ramps?limit=1"))  # a signed cursor (cursor_key)
+    _ok(client.get(f"/v1/ramps?limit=1&cursor={page['next_cursor']}"))
+    _ok(root.get("/v1/admin/ramps?status=running"))
+    return str(stale["id"])
+
+
+def representative_requests(base: str, database_url: str) -> None:
     """One request of every kind each function serves, successes and refusals alike."""
     anonymous = Client(base)
     _ok(anonymous.get("/health"))
@@ -88,9 +168,12 @@ def representative_requests(base: str) -> None:
             reply = anonymous.call("POST", f"{fn.path}/{provider}", raw=b"{}", headers=headers)
             assert 400 <= reply.status < 500, reply
 
+    stale = ramp_requests(base, database_url, alice, root)
+
     # schedules, run now (the twin's schedules are off in this run)
     for schedule in manifest.SCHEDULES:
         _ok(anonymous.post(f"/_twin/schedules/{schedule.name}/run"))
+    assert _ok(alice.get(f"/v1/ramps/{stale}"))["status"] == "expired", "the ramp sweep expired it"
 
 
 def main() -> None:
@@ -107,7 +190,7 @@ def main() -> None:
     twin = Twin(database_url=args.database_url, state_dir=args.state_dir, schedules=False, queues=False)
     with iam.recording() as calls, iam.cold_containers():
         try:
-            representative_requests(twin.start(port=0, timeout=120))
+            representative_requests(twin.start(port=0, timeout=120), args.database_url)
         finally:
             twin.stop()
     report: dict[str, Any] = {

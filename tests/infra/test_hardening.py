@@ -21,7 +21,7 @@ from tests.infra.conftest import Cloud
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return dict(readback.resources(template, resource_type))
+    return {k: dict(v) for k, v in readback.resources(template, resource_type).items()}
 
 
 def _function(template: dict[str, Any], name: str) -> dict[str, Any]:
@@ -206,10 +206,11 @@ def test_no_security_group_allows_all_egress(cloud: Cloud, stage: str) -> None:
 
 def test_vpc_endpoints_reach_resources_of_this_account_only(dev_json: dict[str, Any]) -> None:
     endpoints = _of_type(dev_json, "AWS::EC2::VPCEndpoint")
-    assert len(endpoints) == 4
+    assert len(endpoints) == 5
     services = json.dumps([e["Properties"]["ServiceName"] for e in endpoints.values()])
     assert ".sqs" in services  # the webhook path sends to SQS from the VPC
     assert ".secretsmanager" in services
+    assert ".states" in services  # the ramps start executions from the VPC
     for logical_id, endpoint in endpoints.items():
         statements = endpoint["Properties"]["PolicyDocument"]["Statement"]
         broad = [s for s in statements if s["Action"] != "secretsmanager:GetRandomPassword"]

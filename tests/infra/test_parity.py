@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from infra import manifest
@@ -21,7 +23,7 @@ def test_template_equals_manifest(cloud: Cloud, stage: str) -> None:
     assert readback.tables(template) == {table.name for table in manifest.TABLES}
 
 
-def test_route_table_shape(dev_json: dict) -> None:
+def test_route_table_shape(dev_json: dict[str, Any]) -> None:
     """Spot checks that the read-back is not trivially equal (paths nest, auth is read)."""
     table = readback.route_table(dev_json)
     assert readback.RouteEntry("GET", "/health", "health", False) in table

@@ -11,14 +11,15 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk.assertions import Match, Template
 
 from infra import manifest
-from infra.stacks import readback
+from infra.stacks import STAGES, readback
 from infra.stacks.asynchronous import dlq_name
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS, PROBLEM_CONTENT_TYPE
+from infra.stacks.network import APP_SUBNETS, DATA_SUBNETS, EGRESS_SUBNETS, PUBLIC_SUBNETS
 from tests.infra.conftest import Cloud
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return dict(readback.resources(template, resource_type))
+    return {k: dict(v) for k, v in readback.resources(template, resource_type).items()}
 
 
 def _function_id(template: dict[str, Any], name: str) -> str:
@@ -295,11 +296,59 @@ def test_aurora_is_encrypted_private_and_behind_an_iam_proxy(dev: Template, dev_
     assert all(entry["IAMAuth"] == "REQUIRED" and entry["AuthScheme"] == "SECRETS" for entry in auth)
     # every secret rotates: the cluster's and each role's
     dev.resource_count_is("AWS::SecretsManager::RotationSchedule", 1 + len(manifest.MANIFEST.login_roles()))
-    # Private: no way to or from the internet anywhere in the VPC.
-    for internet in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
-        dev.resource_count_is(internet, 0)
-    for subnet in _of_type(dev_json, "AWS::EC2::Subnet").values():
+    # Private: Aurora and its proxy are in the data subnets, which have no route out (next test).
+    groups = _subnet_groups(dev_json)
+    (subnet_group,) = _of_type(dev_json, "AWS::RDS::DBSubnetGroup").values()
+    assert {groups[s["Ref"]] for s in subnet_group["Properties"]["SubnetIds"]} == {DATA_SUBNETS}
+    assert {groups[s["Ref"]] for s in proxy["Properties"]["VpcSubnetIds"]} == {DATA_SUBNETS}
+
+
+def _subnet_groups(template: dict[str, Any]) -> dict[str, str]:
+    """Subnet logical id → its group (aws-cdk-lib tags each subnet with its group's name)."""
+    found = {}
+    for logical_id, subnet in _of_type(template, "AWS::EC2::Subnet").items():
+        group = readback.tag(subnet, "aws-cdk:subnet-name")
+        assert group is not None, logical_id
+        found[logical_id] = group
+    return found
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_the_only_way_out_is_the_nat_of_the_egress_subnets(cloud: Cloud, stage: str) -> None:
+    """No route leads out of the app and data subnets; the egress subnets' one route out is a NAT
+    gateway (one per zone in prod, one elsewhere); the public subnets route to the internet
+    gateway and hold the NAT gateways and nothing else; no subnet gives out public addresses."""
+    template = cloud.templates[stage]
+    groups = _subnet_groups(template)
+    assert sorted(groups.values()) == sorted(2 * [APP_SUBNETS, DATA_SUBNETS, PUBLIC_SUBNETS, EGRESS_SUBNETS])
+    for subnet in _of_type(template, "AWS::EC2::Subnet").values():
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    table_group: dict[str, str] = {}
+    for association in _of_type(template, "AWS::EC2::SubnetRouteTableAssociation").values():
+        props = association["Properties"]
+        table = props["RouteTableId"]["Ref"]
+        assert table not in table_group, "one route table per subnet"
+        table_group[table] = groups[props["SubnetId"]["Ref"]]
+    nats = _of_type(template, "AWS::EC2::NatGateway")
+    assert len(nats) == STAGES[stage].nat_gateways
+    assert len(_of_type(template, "AWS::EC2::EIP")) == len(nats), "an Elastic IP per NAT gateway, nothing else"
+    assert {groups[n["Properties"]["SubnetId"]["Ref"]] for n in nats.values()} == {PUBLIC_SUBNETS}
+    (internet_gateway,) = _of_type(template, "AWS::EC2::InternetGateway")
+    targets: dict[str, list[str]] = {}
+    for route in _of_type(template, "AWS::EC2::Route").values():
+        props = route["Properties"]
+        assert props["DestinationCidrBlock"] == "0.0.0.0/0"
+        target = props.get("NatGatewayId") or props.get("GatewayId")
+        targets.setdefault(table_group[props["RouteTableId"]["Ref"]], []).append(target["Ref"])
+    assert set(targets) == {PUBLIC_SUBNETS, EGRESS_SUBNETS}, "no route out of the app and data subnets"
+    assert targets[PUBLIC_SUBNETS] == [internet_gateway, internet_gateway]
+    assert len(targets[EGRESS_SUBNETS]) == 2, "each egress subnet routes out"
+    assert set(targets[EGRESS_SUBNETS]) == set(nats), "through the NAT gateways, all of them used"
+    public = {k for k, group in groups.items() if group == PUBLIC_SUBNETS}
+    allowed = ("AWS::EC2::NatGateway", "AWS::EC2::SubnetRouteTableAssociation")
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] not in allowed:
+            assert not readback.referenced_logical_ids(resource.get("Properties", {})) & public, logical_id
 
 
 def test_documents_bucket(dev_json: dict[str, Any]) -> None:

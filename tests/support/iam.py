@@ -132,12 +132,13 @@ def forget_shared_state() -> None:
     the next: in Lambda each function's container fetches its own. Forgetting them before each
     invocation makes every function make its own calls."""
     from rampart.adapters.aws.secrets import reset_secrets
-    from rampart.wiring import auth, health, ledger
+    from rampart.wiring import auth, health, ledger, ramps
 
     reset_secrets()
     auth.reset()
     ledger.reset()
     health.reset()
+    ramps.reset()  # the PIX rail holds the API key it read
 
 
 @contextmanager

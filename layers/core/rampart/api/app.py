@@ -172,7 +172,8 @@ def create_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(DomainError)
     def on_domain(exc: DomainError) -> Response[str]:
-        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
+        listed = getattr(exc, "errors", None)  # a refusal naming several fields (rampart.ramps.errors.FieldErrors)
+        errors = listed or ([{"field": exc.field, "message": exc.detail}] if exc.field else [])
         headers = getattr(exc, "headers", None)  # e.g. Retry-After of a 429
         return _problem(
             exc.status, exc.slug, title=exc.title, detail=exc.detail, errors=errors, headers=headers, **context()

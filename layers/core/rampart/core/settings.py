@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     cursor_key_arn: str | None = Field(None, alias="RAMPART_CURSOR_KEY_ARN")  # signs pagination cursors
     pix_webhook_secret_arn: str | None = Field(None, alias="RAMPART_PIX_WEBHOOK_SECRET_ARN")  # PIX's whsec_ secrets
     provider_events_queue_url: str | None = Field(None, alias="RAMPART_PROVIDER_EVENTS_QUEUE_URL")  # webhooks in
+    pix_api_key_arn: str | None = Field(None, alias="RAMPART_PIX_API_KEY_ARN")  # the PIX provider's API key
+    brl_on_state_machine_arn: str | None = Field(None, alias="RAMPART_BRL_ON_STATE_MACHINE_ARN")
+    brl_off_state_machine_arn: str | None = Field(None, alias="RAMPART_BRL_OFF_STATE_MACHINE_ARN")
+    # The outside world (manifest ``External`` resources): where each chain and provider answers.
+    base_rpc_url: str | None = Field(None, alias="RAMPART_BASE_RPC_URL")  # EVM JSON-RPC of base
+    base_contracts: str | None = Field(None, alias="RAMPART_BASE_CONTRACTS")  # USDC=0x…,BRLA=0x…,pool=0x…,sweeper=0x…
+    base_accounts: str | None = Field(None, alias="RAMPART_BASE_ACCOUNTS")  # the platform's addresses: role=0x…
+    pix_base_url: str | None = Field(None, alias="RAMPART_PIX_BASE_URL")  # the PIX provider's API
+
+    # Ramp windows (API.md: quote 10 min, start 15 min, payment 30 min); a stage may shorten them.
+    quote_ttl_seconds: int = Field(600, alias="RAMPART_QUOTE_TTL_SECONDS", ge=1, le=3600)
+    start_deadline_seconds: int = Field(900, alias="RAMPART_START_DEADLINE_SECONDS", ge=1, le=86_400)
+    payment_window_seconds: int = Field(1800, alias="RAMPART_PAYMENT_WINDOW_SECONDS", ge=1, le=86_400)
+    fx_usd: str = Field("ETH=2500,BRL=0.18,EUR=1.08", alias="RAMPART_FX_USD")  # USD per unit (quotes' FX table)
 
     # Other ways to meet a resource, and how to reach it.
     db_proxy_endpoint: str | None = Field(None, alias="RAMPART_DB_PROXY_ENDPOINT")  # cloud: RDS Proxy, IAM auth

@@ -142,6 +142,11 @@ class Chain(Protocol):
 
     def native_asset(self) -> str: ...
 
+    def valid_address(self, address: str) -> str | None:
+        """``address`` in the chain's canonical form when it is one (EVM: 20-byte hex, mixed
+        case only as a valid EIP-55 checksum), else None."""
+        ...
+
     def balance(self, address: str, asset: str) -> int:
         """Base units of ``asset`` (the native one or a token) held by ``address``."""
         ...
@@ -170,6 +175,7 @@ class EvmChainPort(Chain, Protocol):
     the pool's swap, the sweeper's collect and refund)."""
 
     chain_id: int
+    gas_table: Mapping[str, int]  # gas limit per kind of call (transfer, approve, swap, collect, refund)
 
     def contract(self, name: str) -> str: ...
 

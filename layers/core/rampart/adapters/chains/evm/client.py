@@ -41,6 +41,7 @@ class EvmChain:
     by symbol), ``pool`` and ``sweeper`` to their addresses."""
 
     kind: Literal["evm"] = "evm"
+    gas_table: Mapping[str, int] = GAS
 
     def __init__(
         self,
@@ -115,6 +116,23 @@ class EvmChain:
 
     def native_asset(self) -> str:
         return NATIVE
+
+    def valid_address(self, address: str) -> str | None:
+        """The EIP-55 form of a 20-byte hex address; None for anything else, and for a mixed-case
+        address whose case is not its checksum (a typo the checksum exists to catch)."""
+        from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+
+        if (
+            not isinstance(address, str)
+            or len(address) != 42
+            or not address.startswith("0x")
+            or not is_hex_address(address)
+        ):
+            return None
+        body = address[2:]
+        if body != body.lower() and body != body.upper() and not is_checksum_address(address):
+            return None
+        return str(to_checksum_address(address))
 
     # -- reads ------------------------------------------------------------------------------
     def _call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:

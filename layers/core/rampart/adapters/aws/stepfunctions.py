@@ -1,0 +1,49 @@
+"""Starting a ramp's execution on Step Functions: the execution is named after the ramp, so a
+second start finds the first (``ExecutionAlreadyExists`` → its ARN) instead of running twice.
+Throttling and unavailability are :class:`rampart.core.errors.Transient`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rampart.core.errors import Transient
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """``arn:…:stateMachine:<machine>`` → ``arn:…:execution:<machine>:<name>``."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+class StepFunctionsWorkflows:
+    def __init__(self, state_machines: Mapping[str, str], client: Any = None) -> None:
+        self._arns = dict(state_machines)
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("stepfunctions")
+        return self._client
+
+    def start(self, state_machine: str, name: str, payload: Mapping[str, Any]) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arn = self._arns.get(state_machine)
+        if not arn:
+            raise KeyError(f"no state machine ARN configured for {state_machine}")
+        try:
+            started = self.client.start_execution(stateMachineArn=arn, name=name, input=json.dumps(dict(payload)))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ExecutionAlreadyExists":
+                return execution_arn(arn, name)
+            if code in ("ThrottlingException", "ServiceUnavailable", "InternalServerError", "ServiceQuotaExceeded"):
+                raise Transient(f"Step Functions: {code}") from None
+            raise
+        except BotoCoreError as error:
+            raise Transient(f"Step Functions did not answer ({type(error).__name__})") from None
+        return str(started["executionArn"])

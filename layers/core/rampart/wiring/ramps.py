@@ -1,0 +1,132 @@
+"""Per-container wiring of the ramps: the store on the process-wide database, the chains and
+rails built on first use from the settings (the manifest's ``External`` resources and the PIX API
+key's secret), the pool prices, Step Functions, and the stage's windows.
+
+Settings (:mod:`rampart.core.settings`): ``base_rpc_url``, ``base_contracts``, ``base_accounts``
+(``name=0x…`` pairs), ``pix_base_url`` and ``pix_api_key_arn``; ``brl_on_state_machine_arn`` /
+``brl_off_state_machine_arn``; ``quote_ttl_seconds``, ``start_deadline_seconds``,
+``payment_window_seconds``; ``fx_usd``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from rampart.core.settings import ConfigurationError, settings
+from rampart.ramps.service import RampService, Windows
+from rampart.wiring.ledger import _DeferredCursors
+
+if TYPE_CHECKING:
+    from rampart.adapters.postgres.db import Database
+
+
+def pairs(text: str | None, what: str) -> dict[str, str]:
+    """``name=value,…`` → a dict; ConfigurationError when absent."""
+    if not text:
+        raise ConfigurationError(f"{what} is not configured")
+    found: dict[str, str] = {}
+    for item in text.split(","):
+        name, _, value = item.strip().partition("=")
+        if name and value:
+            found[name] = value
+    return found
+
+
+@cache
+def chain(network: str) -> Any:
+    """The network's chain adapter (base only so far)."""
+    if network != "base":
+        raise ConfigurationError(f"no chain adapter for {network}")
+    from rampart.adapters.chains.evm.client import EvmChain
+
+    current = settings()
+    if not current.base_rpc_url:
+        raise ConfigurationError("set RAMPART_BASE_RPC_URL: base's JSON-RPC endpoint")
+    contracts = pairs(current.base_contracts, "RAMPART_BASE_CONTRACTS")
+    return EvmChain(
+        current.base_rpc_url, {k: v for k, v in contracts.items() if k in ("USDC", "BRLA", "pool", "sweeper")}
+    )
+
+
+@cache
+def platform(network: str) -> Mapping[str, str]:
+    """The platform's addresses on ``network`` (fee collector, liquidity, operator, provider…)."""
+    if network != "base":
+        raise ConfigurationError(f"no platform accounts on {network}")
+    return pairs(settings().base_accounts, "RAMPART_BASE_ACCOUNTS")
+
+
+@cache
+def rail(name: str) -> Any:
+    if name != "pix":
+        raise ConfigurationError(f"no rail adapter for {name}")
+    from rampart.adapters.aws.secrets import get_secret
+    from rampart.adapters.rails.pix import PixRail
+
+    current = settings()
+    if not current.pix_base_url or not current.pix_api_key_arn:
+        raise ConfigurationError("set RAMPART_PIX_BASE_URL and RAMPART_PIX_API_KEY_ARN: the PIX provider")
+    return PixRail(current.pix_base_url, api_key=get_secret(current.pix_api_key_arn).strip())
+
+
+def windows() -> Windows:
+    current = settings()
+    return Windows(
+        quote_ttl=current.quote_ttl_seconds,
+        start_deadline=current.start_deadline_seconds,
+        payment_window=current.payment_window_seconds,
+    )
+
+
+def _workflows() -> Any:
+    from rampart.adapters.aws.stepfunctions import StepFunctionsWorkflows
+
+    current = settings()
+    arns = {"brl_on": current.brl_on_state_machine_arn or "", "brl_off": current.brl_off_state_machine_arn or ""}
+    return StepFunctionsWorkflows({name: arn for name, arn in arns.items() if arn})
+
+
+def _prices() -> Any:
+    from rampart.adapters.prices.pool import PoolPrices, parse_fx
+
+    try:
+        table = parse_fx(settings().fx_usd)
+    except ValueError as error:
+        raise ConfigurationError(f"RAMPART_FX_USD: {error}") from None
+    return PoolPrices(chain, table)
+
+
+def service() -> RampService:
+    """The container's ramp service, on the process-wide database (a new one once that was reset)."""
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+
+    global _built
+    database, built = get_database(), _built
+    if built is None or built[0] is not database:
+        made = RampService(
+            PostgresRampStore(database),
+            chains=chain,
+            rails=rail,
+            prices=_prices(),
+            workflows=_workflows(),
+            platform=platform,
+            cursors=_DeferredCursors(),
+            windows=windows(),
+        )
+        built = _built = (database, made)
+    return built[1]
+
+
+_built: tuple[Database, RampService] | None = None
+
+
+def reset() -> None:
+    """Forget every singleton (tests, twin restarts)."""
+    global _built
+    _built = None
+    chain.cache_clear()
+    platform.cache_clear()
+    rail.cache_clear()
