@@ -120,7 +120,25 @@ class External:
     actions: tuple[str, ...] = ()
 
 
-Resource = Postgres | Table | Queue | Secret | StateMachine | External
+@dataclass(frozen=True)
+class StageSetting:
+    """Configuration declared here with a value per stage (``values``: stage → value; ``local`` is
+    the twin's, ``test`` a test suite's shorter one): the env var of ``setting`` carries the stage's
+    value to each function that uses it, in the cloud and in the twin alike. No grant."""
+
+    name: str
+    setting: str
+    values: tuple[tuple[str, str], ...]
+    actions: tuple[str, ...] = ()
+
+    def value(self, stage: str) -> str:
+        found = dict(self.values)
+        if stage not in found:
+            raise KeyError(f"{self.name}: no value for stage {stage!r} (declared: {', '.join(found)})")
+        return found[stage]
+
+
+Resource = Postgres | Table | Queue | Secret | StateMachine | External | StageSetting
 
 
 @dataclass(frozen=True)
@@ -311,7 +329,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/ramps/{id}/cancel"),
             Route("GET", "/v1/admin/ramps", roles=("admin",)),
         ),
-        uses=MONEY | {"cursor_key", "pix_api_key", "brl_on", "brl_off"} | WORLD,
+        uses=MONEY | {"cursor_key", "pix_api_key", "brl_on", "brl_off", "ramp_windows"} | WORLD,
         layers=("core", "chains"),
         timeout_seconds=29,
         reserved_concurrency=50,
@@ -332,7 +350,7 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="functions.ramp_sweep.handler.handler",
         description="Expire unstarted ramps past their start deadline; delete long-expired unused quotes",
         kind="scheduled",
-        uses=frozenset({"postgres", "pix_api_key", "pix_api"}),
+        uses=frozenset({"postgres", "pix_api_key", "pix_api", "ramp_windows"}),
         timeout_seconds=60,
         db_role="rampart_ramp_sweep",
     ),
@@ -392,6 +410,22 @@ SECRETS: tuple[Secret, ...] = (
     Secret("pix_webhook_secret", setting="pix_webhook_secret_arn", twin="webhook_secret"),
     Secret("pix_api_key", setting="pix_api_key_arn", twin="world"),  # our key at the PIX provider
 )
+# The ramps' windows per stage, as rampart.wiring.ramps reads them (quote TTL, start deadline,
+# payment window, in seconds). API.md's values everywhere but ``test``, which a suite may run.
+_API_WINDOWS = "quote_ttl=600,start_deadline=900,payment_window=1800"
+STAGE_SETTINGS: tuple[StageSetting, ...] = (
+    StageSetting(
+        "ramp_windows",
+        setting="ramp_windows",
+        values=(
+            ("local", _API_WINDOWS),
+            ("test", "quote_ttl=600,start_deadline=900,payment_window=30"),
+            ("dev", _API_WINDOWS),
+            ("staging", _API_WINDOWS),
+            ("prod", _API_WINDOWS),
+        ),
+    ),
+)
 EXTERNALS: tuple[External, ...] = (
     External("base_rpc", setting="base_rpc_url", description="base's EVM JSON-RPC endpoint"),
     External("base_contracts", setting="base_contracts", description="USDC, BRLA, pool and sweeper on base"),
@@ -450,6 +484,7 @@ class Manifest:
     state_machines: tuple[StateMachine, ...] = ()
     db_roles: tuple[DbRole, ...] = DB_ROLES
     externals: tuple[External, ...] = ()
+    stage_settings: tuple[StageSetting, ...] = ()
 
     def resources(self) -> dict[str, Resource]:
         """Every resource a function may name in ``uses``, by name."""
@@ -460,6 +495,7 @@ class Manifest:
             *self.secrets,
             *self.state_machines,
             *self.externals,
+            *self.stage_settings,
         )
         return {r.name: r for r in listed}
 
@@ -493,7 +529,7 @@ class Manifest:
         declared = self.resources()
         assert len(declared) == 1 + len(self.tables) + len(self.queues) + len(self.secrets) + len(
             self.state_machines
-        ) + len(self.externals), "resource names must be unique"
+        ) + len(self.externals) + len(self.stage_settings), "resource names must be unique"
         seen = [(r.method, r.path) for r, _ in self.routes()]
         assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
         paths = [fn.path for fn in self.functions if fn.path is not None]
@@ -537,6 +573,7 @@ MANIFEST = Manifest(
     state_machines=STATE_MACHINES,
     db_roles=DB_ROLES,
     externals=EXTERNALS,
+    stage_settings=STAGE_SETTINGS,
 )
 
 

@@ -34,6 +34,7 @@ import importlib
 import importlib.util
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -74,6 +75,8 @@ def resource_value(resource: manifest.Resource, deployment: aws.Deployment, data
         return deployment.secrets[resource.name]
     if isinstance(resource, manifest.Queue):
         return deployment.queue_urls[resource.name]
+    if isinstance(resource, manifest.StageSetting):
+        return resource.value(os.environ.get("RAMPART_STAGE") or "local")
     if isinstance(resource, manifest.External):
         return deployment.externals.get(resource.name, "")  # none without the world: the cold start says so
     return deployment.state_machines[resource.name]

@@ -31,7 +31,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import layers as layer_build
-from infra.manifest import MANIFEST, USES_SETTING, External, Function, Manifest, Postgres, env_var, uses_value
+from infra.manifest import (
+    MANIFEST,
+    USES_SETTING,
+    External,
+    Function,
+    Manifest,
+    Postgres,
+    StageSetting,
+    env_var,
+    uses_value,
+)
 from infra.stacks.config import StageConfig
 from infra.stacks.data import Data, db_login
 from infra.stacks.nag import acknowledge
@@ -224,6 +234,16 @@ def bound_external(external: External, value: str) -> Bound:
             raise ValueError(f"no action can be granted on External {external.name}: {', '.join(actions)}")
 
     return Bound(value, grant)
+
+
+def bound_stage_setting(item: StageSetting, stage: str) -> Bound:
+    """A ``StageSetting``: the manifest's value for ``stage`` in its env var, no grant."""
+
+    def grant(grantee: iam.IGrantable, actions: Sequence[str]) -> None:
+        if actions:
+            raise ValueError(f"no action can be granted on {item.name}: {', '.join(actions)}")
+
+    return Bound(item.value(stage), grant)
 
 
 def externals_used(spec: Function, manifest: Manifest = MANIFEST) -> list[str]:

@@ -16,6 +16,7 @@ from infra.stacks.compute import (
     bound_external,
     bound_queue,
     bound_secret,
+    bound_stage_setting,
     bound_state_machine,
     bound_table,
     reaches_outside,
@@ -94,6 +95,7 @@ class RampartStack(Stack):
             **{name: bound_queue(queue) for name, queue in self.asynchronous.queues.items()},
             **{name: bound_state_machine(m) for name, m in self.workflows.state_machines.items()},
             **{name: bound_external(externals[name], value) for name, value in values.items()},
+            **{item.name: bound_stage_setting(item, stage.name) for item in manifest.stage_settings},
         }
         self.compute.bind(bound)
         # No REST API for a manifest without routes (a test manifest of other kinds).

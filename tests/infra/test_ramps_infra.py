@@ -90,6 +90,16 @@ def test_the_ramps_env_has_every_external_and_the_state_machine_arns(cloud: Clou
                 assert variable not in variables, (spec.name, name)
 
 
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_the_ramp_windows_are_the_manifests_for_the_stage(cloud: Cloud, stage: str) -> None:
+    """The windows reach the ramps function and the sweep from the manifest's StageSetting."""
+    (windows,) = manifest.STAGE_SETTINGS
+    variable = manifest.env_var(windows)
+    for name in ("ramps", "ramp_sweep"):
+        env = _function(cloud.templates[stage], name)[1]["Environment"]["Variables"]
+        assert env[variable] == windows.value(stage) == "quote_ttl=600,start_deadline=900,payment_window=1800"
+
+
 def test_the_stages_externals_are_placeholders_a_human_replaces() -> None:
     """Reserved ``.example`` hosts and addresses of the form 0x00…0N: nothing real until a human
     sets it (docs/cloud.md, "Before a first production deploy" lists them)."""

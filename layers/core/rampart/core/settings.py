@@ -54,10 +54,9 @@ class Settings(BaseSettings):
     base_accounts: str | None = Field(None, alias="RAMPART_BASE_ACCOUNTS")  # the platform's addresses: role=0x…
     pix_base_url: str | None = Field(None, alias="RAMPART_PIX_BASE_URL")  # the PIX provider's API
 
-    # Ramp windows (API.md: quote 10 min, start 15 min, payment 30 min); a stage may shorten them.
-    quote_ttl_seconds: int = Field(600, alias="RAMPART_QUOTE_TTL_SECONDS", ge=1, le=3600)
-    start_deadline_seconds: int = Field(900, alias="RAMPART_START_DEADLINE_SECONDS", ge=1, le=86_400)
-    payment_window_seconds: int = Field(1800, alias="RAMPART_PAYMENT_WINDOW_SECONDS", ge=1, le=86_400)
+    # The ramps' windows in seconds, the manifest's per stage (StageSetting ramp_windows):
+    # quote_ttl=600,start_deadline=900,payment_window=1800 (API.md's values).
+    ramp_windows: str | None = Field(None, alias="RAMPART_RAMP_WINDOWS")
     fx_usd: str = Field("ETH=2500,BRL=0.18,EUR=1.08", alias="RAMPART_FX_USD")  # USD per unit (quotes' FX table)
 
     # Other ways to meet a resource, and how to reach it.

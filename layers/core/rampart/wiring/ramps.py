@@ -4,8 +4,7 @@ key's secret), the pool prices, Step Functions, and the stage's windows.
 
 Settings (:mod:`rampart.core.settings`): ``base_rpc_url``, ``base_contracts``, ``base_accounts``
 (``name=0x…`` pairs), ``pix_base_url`` and ``pix_api_key_arn``; ``brl_on_state_machine_arn`` /
-``brl_off_state_machine_arn``; ``quote_ttl_seconds``, ``start_deadline_seconds``,
-``payment_window_seconds``; ``fx_usd``.
+``brl_off_state_machine_arn``; ``ramp_windows`` (the manifest's per stage); ``fx_usd``.
 """
 
 from __future__ import annotations
@@ -72,12 +71,19 @@ def rail(name: str) -> Any:
 
 
 def windows() -> Windows:
-    current = settings()
-    return Windows(
-        quote_ttl=current.quote_ttl_seconds,
-        start_deadline=current.start_deadline_seconds,
-        payment_window=current.payment_window_seconds,
-    )
+    """The stage's windows (``RAMPART_RAMP_WINDOWS``, from the manifest); API.md's when unset."""
+    given = settings().ramp_windows
+    if not given:
+        return Windows()
+    values = pairs(given, "RAMPART_RAMP_WINDOWS")
+    try:
+        parsed = {name: int(values[name]) for name in ("quote_ttl", "start_deadline", "payment_window")}
+    except (KeyError, ValueError):
+        expected = "quote_ttl=…,start_deadline=…,payment_window=… (seconds)"
+        raise ConfigurationError(f"RAMPART_RAMP_WINDOWS: expected {expected}, got {given!r}") from None
+    if any(seconds <= 0 for seconds in parsed.values()):
+        raise ConfigurationError("RAMPART_RAMP_WINDOWS: every window is a positive number of seconds")
+    return Windows(**parsed)
 
 
 def _workflows() -> Any:
