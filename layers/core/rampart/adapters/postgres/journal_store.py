@@ -1,0 +1,156 @@
+"""The financial-operations journal on PostgreSQL (schema ``journal``, migration 0011).
+
+A claim is one transaction: ``INSERT … ON CONFLICT DO NOTHING`` makes the first claimant the
+only one that may act; any later claimant locks the row (``FOR UPDATE``) and reads what it may do.
+A settlement is one transaction too: the conditional UPDATE (still held by this claim, not yet
+settled) and the caller's ``also(connection)`` — the ledger mirror and the ramp's phase — commit
+together. So a side effect costs two PostgreSQL transactions (ARCHITECTURE.md's budget)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from rampart.adapters.postgres.db import Database
+from rampart.journal.errors import JournalConflict, OperationBusy, OutcomeUnknown
+from rampart.journal.models import SETTLED, Claim, Operation, OperationStatus, request_hash
+
+_COLUMNS = (
+    "key, ramp_id, kind, request, request_hash, status, external_id, claim_id::text AS claim_id, attempts, "
+    "claimed_at, lease_until, outcome, error, (lease_until <= now()) AS lapsed"
+)
+MAX_ERROR = 2000
+
+
+def _operation(row: Mapping[str, Any]) -> Operation:
+    return Operation(
+        key=row["key"],
+        ramp_id=row["ramp_id"],
+        kind=row["kind"],
+        request=row["request"],
+        status=row["status"],
+        claim_id=row["claim_id"],
+        attempts=int(row["attempts"]),
+        claimed_at=row["claimed_at"],
+        lease_until=row["lease_until"],
+        external_id=row["external_id"],
+        outcome=row["outcome"],
+        error=row["error"],
+    )
+
+
+class StaleClaim(RuntimeError):
+    """A settlement by a claim that no longer holds the operation (taken over after its lease, or
+    already settled): nothing was written. A bug or a worker that outlived its lease."""
+
+
+class PostgresJournalStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        key: str,
+        *,
+        ramp_id: str,
+        kind: str,
+        request: Mapping[str, Any],
+        external_id: str | None,
+        lease_seconds: int,
+    ) -> Claim:
+        digest = request_hash(request)
+        claim_id = str(uuid.uuid4())
+        status = "submitted" if external_id is not None else "not_started"
+        with self._db.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "INSERT INTO journal.operations (key, ramp_id, kind, request, request_hash, status, external_id, "
+                "claim_id, lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
+                f"ON CONFLICT (key) DO NOTHING RETURNING {_COLUMNS}",
+                (key, ramp_id, kind, Jsonb(dict(request)), digest, status, external_id, claim_id, lease_seconds),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return Claim(_operation(row), act=True)
+            cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s FOR UPDATE", (key,))
+            row = cur.fetchone()
+            assert row is not None, "a conflicting key exists"
+            if bytes(row["request_hash"]) != digest:
+                raise JournalConflict(f"operation {key} was claimed for another request")
+            found = _operation(row)
+            if found.status in SETTLED:
+                return Claim(found)
+            if found.status == "unknown":
+                raise OutcomeUnknown(f"operation {key}: its outcome is unknown; reconcile it first")
+            if not row["lapsed"]:
+                raise OperationBusy(f"operation {key} is held by another claim until {found.lease_until.isoformat()}")
+            cur.execute(
+                "UPDATE journal.operations SET claim_id = %s, attempts = attempts + 1, claimed_at = now(), "
+                "lease_until = now() + make_interval(secs => %s), "
+                "external_id = COALESCE(external_id, %s) "
+                f"WHERE key = %s RETURNING {_COLUMNS}",
+                (claim_id, lease_seconds, external_id, key),
+            )
+            taken = cur.fetchone()
+            assert taken is not None
+            return Claim(_operation(taken), look_up=True)
+
+    def submitted(self, key: str, claim_id: str, external_id: str) -> Operation:
+        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "UPDATE journal.operations SET status = 'submitted', external_id = %s "
+                f"WHERE key = %s AND claim_id = %s AND status IN ('not_started', 'submitted') RETURNING {_COLUMNS}",
+                (external_id, key, claim_id),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise StaleClaim(f"operation {key}: this claim no longer holds it")
+        return _operation(row)
+
+    def settle(
+        self,
+        key: str,
+        claim_id: str,
+        status: OperationStatus,
+        *,
+        outcome: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> Operation:
+        if status not in ("confirmed", "failed", "unknown"):
+            raise ValueError(f"an operation settles as confirmed, failed or unknown, not {status}")
+        with self._db.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "UPDATE journal.operations SET status = %s, outcome = %s, error = %s, "
+                "settled_at = CASE WHEN %s IN ('confirmed', 'failed') THEN now() END "
+                "WHERE key = %s AND claim_id = %s AND status IN ('not_started', 'submitted') "
+                f"RETURNING {_COLUMNS}",
+                (
+                    status,
+                    Jsonb(dict(outcome)) if outcome is not None else None,
+                    error[:MAX_ERROR] if error else None,
+                    status,
+                    key,
+                    claim_id,
+                ),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise StaleClaim(f"operation {key}: this claim no longer holds it, or it is settled")
+            if also is not None:
+                also(conn)
+        return _operation(row)
+
+    def operation(self, key: str) -> Operation | None:
+        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s", (key,))
+            row = cur.fetchone()
+        return None if row is None else _operation(row)
+
+    def of_ramp(self, ramp_id: str) -> list[Operation]:
+        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE ramp_id = %s ORDER BY claimed_at", (ramp_id,))
+            return [_operation(row) for row in cur.fetchall()]

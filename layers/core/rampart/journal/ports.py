@@ -1,0 +1,50 @@
+"""What the journal needs from storage (the PostgreSQL adapter implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from rampart.journal.models import Claim, Operation, OperationStatus
+
+
+class JournalStore(Protocol):
+    def claim(
+        self,
+        key: str,
+        *,
+        ramp_id: str,
+        kind: str,
+        request: Mapping[str, Any],
+        external_id: str | None,
+        lease_seconds: int,
+    ) -> Claim:
+        """One transaction: the first claim inserts the operation (``submitted`` when the external id
+        is known before acting, else ``not_started``) and may act; a repeat with another request is a
+        JournalConflict; an unsettled operation whose lease ran out is taken over (look up first);
+        a live lease of another claim is OperationBusy; ``unknown`` is OutcomeUnknown; a settled one
+        is returned done."""
+        ...
+
+    def submitted(self, key: str, claim_id: str, external_id: str) -> Operation:
+        """The provider answered with its id (the operation was ``not_started``)."""
+        ...
+
+    def settle(
+        self,
+        key: str,
+        claim_id: str,
+        status: OperationStatus,
+        *,
+        outcome: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> Operation:
+        """One transaction: the operation becomes ``confirmed``, ``failed`` or ``unknown`` (only by
+        the claim that holds it, and only once), and ``also(connection)`` runs on the same
+        transaction (the ledger mirror, the ramp's phase): all of it commits, or none."""
+        ...
+
+    def operation(self, key: str) -> Operation | None: ...
+
+    def of_ramp(self, ramp_id: str) -> list[Operation]: ...
