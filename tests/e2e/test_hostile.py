@@ -226,9 +226,40 @@ def deep_hold(depth: int) -> bytes:
     ).encode()
 
 
+def quote_body(**changes: Any) -> Body:
+    body = {
+        "ramp_type": "on",
+        "from": "pix",
+        "to": "base",
+        "input_amount": "100.00",
+        "input_currency": "BRL",
+        "output_currency": "USDC",
+    }
+    return lambda c: {**body, **changes}
+
+
+def raw_quote(amount_literal: str) -> bytes:
+    return (
+        '{"ramp_type":"on","from":"pix","to":"base","input_currency":"BRL","output_currency":"USDC","input_amount":'
+        + amount_literal
+        + "}"
+    ).encode()
+
+
+def register(**changes: Any) -> Body:
+    body = {
+        "quote_id": "qt_" + "0" * 32,
+        "signing_accounts": [{"network": "base", "address": "0x" + "2" * 40, "role": "ephemeral"}],
+        "destination": {"address": "0x" + "3" * 40},
+        "payer": {"tax_id": "52998224725", "name": "Ana"},
+    }
+    return lambda c: {**body, **changes}
+
+
 USD_BEYOND = format_units(MAX_UNITS + 1, "USD")
 JSON_CT = ("Content-Type", "application/json")
 T, B, D, A = "/v1/transfers", "/v1/transfers/batch", "/v1/admin/deposits", "/v1/accounts"
+Q, R = "/v1/quotes", "/v1/ramps"
 V, M, L, U, N = "validation-error", "malformed-request", "limit-exceeded", "unknown-account", "not-found"
 FORGED_TAG = b64(b"\x00" * 16)
 
@@ -716,6 +747,73 @@ CASES: list[Case] = [
     Case("currency as null", "POST", A, 422, V, body=lambda c: {"currency": None}, field_="/currency"),
     Case("currency as an object", "POST", A, 422, V, body=lambda c: {"currency": {"code": "USD"}}, field_="/currency"),
     Case("amount as an array", "POST", T, 422, V, body=transfer(amount=["1.00"]), field_="/amount"),
+    # the ramps (API.md, "Ramps"): quotes, registrations, pre-signed items, ids, cursors
+    Case("quote input of 5000 digits", "POST", Q, 400, M, raw=raw_quote("9" * 5000), field_="/"),
+    Case("quote input as a number", "POST", Q, 422, V, raw=raw_quote("100"), field_="/input_amount"),
+    Case(
+        "quote input of 100 nines", "POST", Q, 422, V, body=quote_body(input_amount="9" * 100), field_="/input_amount"
+    ),
+    Case(
+        "quote input of 101 digits", "POST", Q, 422, V, body=quote_body(input_amount="9" * 101), field_="/input_amount"
+    ),
+    Case("quote input with 3 decimals of BRL", "POST", Q, 422, V, body=quote_body(input_amount="10.001")),
+    Case("quote from as an object", "POST", Q, 422, V, body=quote_body(**{"from": {"x": 1}}), field_="/from"),
+    Case("quote unknown rail", "POST", Q, 422, "unsupported-corridor", body=quote_body(**{"from": "ted"})),
+    Case("quote with NUL in a currency", "POST", Q, 422, V, body=quote_body(input_currency="BR\u0000L")),
+    Case("quote nested 40 deep", "POST", Q, 400, M, raw=('{"ramp_type":' + nested(39) + "}").encode()),
+    Case("quote not UTF-8", "POST", Q, 400, M, raw=b'{"ramp_type":"on","from":"\xff\xfe"}'),
+    Case("quote id of 10000 characters", "GET", "/v1/quotes/qt_" + "a" * 10_000, 404, N, who="nobody"),
+    Case("quote id with a NUL", "GET", "/v1/quotes/qt_%00", 404, N, who="nobody"),
+    Case("ramp id of 10000 characters", "GET", "/v1/ramps/rmp_" + "f" * 10_000, 404, N),
+    Case("ramp id in unicode", "GET", "/v1/ramps/" + quote("rmp_ü"), 404, N),
+    Case("start of a giant ramp id", "POST", "/v1/ramps/rmp_" + "0" * 5000 + "/start", 404, N),
+    Case(
+        "ramps forged cursor", "GET", "/v1/ramps?cursor=" + FORGED_TAG + "." + FORGED_TAG, 422, V, field_="query:cursor"
+    ),
+    Case("ramps status unknown", "GET", "/v1/ramps?status=lost", 422, V, field_="query:status"),
+    Case("register with a giant quote id", "POST", R, 422, V, body=register(quote_id="qt_" + "a" * 5000)),
+    Case("register an unknown quote", "POST", R, 422, "unknown-quote", body=register(), field_="/quote_id"),
+    Case(
+        "register with 1000 signing accounts",
+        "POST",
+        R,
+        422,
+        V,
+        body=register(signing_accounts=[{"network": "base", "address": "0x" + "1" * 40, "role": "ephemeral"}] * 1_000),
+        field_="/signing_accounts",
+    ),
+    Case(
+        "register with a nonce of 100 digits in an account",
+        "POST",
+        R,
+        422,
+        V,
+        body=register(signing_accounts=[{"network": "base", "address": 10**99, "role": "ephemeral"}]),
+        field_="/signing_accounts/0/address",
+    ),
+    Case(
+        "presigned with a nonce beyond 2^64",
+        "POST",
+        "/v1/ramps/rmp_" + "0" * 32 + "/presigned",
+        422,
+        V,
+        body=lambda c: {
+            "presigned_txs": [{"network": "base", "phase": "swap", "nonce": 2**64, "signer": "0x1", "tx_data": "0x00"}]
+        },
+        field_="/presigned_txs/0/nonce",
+    ),
+    Case(
+        "presigned with 1 MB of tx_data",
+        "POST",
+        "/v1/ramps/rmp_" + "0" * 32 + "/presigned",
+        413,
+        "payload-too-large",
+        body=lambda c: {
+            "presigned_txs": [
+                {"network": "base", "phase": "swap", "nonce": 0, "signer": "0x1", "tx_data": "0x" + "ab" * 500_000}
+            ]
+        },
+    ),
 ]
 
 
