@@ -181,3 +181,66 @@ def test_an_operation_key_is_bounded() -> None:
     for bad in (("", "swap", "submit"), ("rmp_1", "", "x"), ("rmp_1", "swap", "x" * 300)):
         with pytest.raises(ValueError):
             operation_key(*bad)
+
+
+def test_prepare_acts_inside_the_claim_and_records_what_it_sent(journal: PostgresJournalStore) -> None:
+    k = key()
+    held = journal.claim(
+        k,
+        ramp_id="rmp_x",
+        kind="submit_tx",
+        request=REQUEST,
+        external_id=None,
+        lease_seconds=60,
+        prepare=lambda: ("0xhash", {"raw": "0xsigned"}),
+    )
+    assert held.act
+    assert held.operation.status == "submitted"
+    assert (held.operation.external_id, held.operation.evidence) == ("0xhash", {"raw": "0xsigned"})
+
+
+def test_a_failed_prepare_claims_nothing(journal: PostgresJournalStore) -> None:
+    k = key()
+
+    def refused() -> tuple[str, dict[str, str]]:
+        raise RuntimeError("the node refused it")
+
+    with pytest.raises(RuntimeError):
+        journal.claim(
+            k, ramp_id="rmp_x", kind="submit_tx", request=REQUEST, external_id=None, lease_seconds=60, prepare=refused
+        )
+    assert journal.operation(k) is None
+    assert claim(journal, k).act  # the next claim is a first claim again
+
+
+def test_acts_serialized_on_one_name_never_interleave(journal: PostgresJournalStore) -> None:
+    """Eight workers take 'nonces' from a counter they read and then write back slowly: under the
+    lock each reads what the previous one wrote, so no nonce is taken twice."""
+    counter = {"next": 0}
+    taken: list[int] = []
+
+    def take() -> tuple[str, dict[str, int]]:
+        nonce = counter["next"]
+        threading.Event().wait(0.01)  # not money: a window for another worker to read the same value
+        counter["next"] = nonce + 1
+        taken.append(nonce)
+        return f"0x{nonce}", {"nonce": nonce}
+
+    def worker() -> None:
+        journal.claim(
+            key(),
+            ramp_id="rmp_x",
+            kind="submit_tx",
+            request=REQUEST,
+            external_id=None,
+            lease_seconds=60,
+            prepare=take,
+            serialize_on="base:0xgasfunder",
+        )
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == list(range(8))

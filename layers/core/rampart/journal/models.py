@@ -47,6 +47,7 @@ class Operation:
     claimed_at: datetime
     lease_until: datetime
     external_id: str | None = None
+    evidence: Mapping[str, Any] | None = None
     outcome: Mapping[str, Any] | None = None
     error: str | None = None
 

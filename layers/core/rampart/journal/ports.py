@@ -18,12 +18,19 @@ class JournalStore(Protocol):
         request: Mapping[str, Any],
         external_id: str | None,
         lease_seconds: int,
+        prepare: Callable[[], tuple[str, Mapping[str, Any]]] | None = None,
+        serialize_on: str | None = None,
     ) -> Claim:
         """One transaction: the first claim inserts the operation (``submitted`` when the external id
         is known before acting, else ``not_started``) and may act; a repeat with another request is a
         JournalConflict; an unsettled operation whose lease ran out is taken over (look up first);
         a live lease of another claim is OperationBusy; ``unknown`` is OutcomeUnknown; a settled one
-        is returned done."""
+        is returned done.
+
+        ``prepare`` acts inside the first claim's transaction and returns ``(external_id,
+        evidence)``: the operation is ``submitted`` with both when the claim commits, and nothing is
+        claimed when it raises. With ``serialize_on``, the transaction first takes a lock on that
+        name, held until it commits: one account's transactions take their nonces one at a time."""
         ...
 
     def submitted(self, key: str, claim_id: str, external_id: str) -> Operation:

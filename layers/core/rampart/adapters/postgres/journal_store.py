@@ -20,7 +20,7 @@ from rampart.journal.errors import JournalConflict, OperationBusy, OutcomeUnknow
 from rampart.journal.models import SETTLED, Claim, Operation, OperationStatus, request_hash
 
 _COLUMNS = (
-    "key, ramp_id, kind, request, request_hash, status, external_id, claim_id::text AS claim_id, attempts, "
+    "key, ramp_id, kind, request, request_hash, status, external_id, evidence, claim_id::text AS claim_id, attempts, "
     "claimed_at, lease_until, outcome, error, (lease_until <= now()) AS lapsed"
 )
 MAX_ERROR = 2000
@@ -38,6 +38,7 @@ def _operation(row: Mapping[str, Any]) -> Operation:
         claimed_at=row["claimed_at"],
         lease_until=row["lease_until"],
         external_id=row["external_id"],
+        evidence=row["evidence"],
         outcome=row["outcome"],
         error=row["error"],
     )
@@ -61,11 +62,16 @@ class PostgresJournalStore:
         request: Mapping[str, Any],
         external_id: str | None,
         lease_seconds: int,
+        prepare: Callable[[], tuple[str, Mapping[str, Any]]] | None = None,
+        serialize_on: str | None = None,
     ) -> Claim:
         digest = request_hash(request)
         claim_id = str(uuid.uuid4())
         status = "submitted" if external_id is not None else "not_started"
         with self._db.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            if serialize_on is not None:
+                # Held until this transaction ends: the act below is the only one on that name.
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("journal:" + serialize_on,))
             cur.execute(
                 "INSERT INTO journal.operations (key, ramp_id, kind, request, request_hash, status, external_id, "
                 "claim_id, lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
@@ -74,7 +80,17 @@ class PostgresJournalStore:
             )
             row = cur.fetchone()
             if row is not None:
-                return Claim(_operation(row), act=True)
+                if prepare is None:
+                    return Claim(_operation(row), act=True)
+                sent_id, evidence = prepare()
+                cur.execute(
+                    "UPDATE journal.operations SET status = 'submitted', external_id = %s, evidence = %s "
+                    f"WHERE key = %s RETURNING {_COLUMNS}",
+                    (sent_id, Jsonb(dict(evidence)), key),
+                )
+                prepared = cur.fetchone()
+                assert prepared is not None
+                return Claim(_operation(prepared), act=True)
             cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s FOR UPDATE", (key,))
             row = cur.fetchone()
             assert row is not None, "a conflicting key exists"

@@ -14,6 +14,7 @@ CREATE TABLE journal.operations (
     request_hash bytea NOT NULL CHECK (length(request_hash) = 32),
     status       text NOT NULL CHECK (status IN ('not_started', 'submitted', 'confirmed', 'failed', 'unknown')),
     external_id  text CHECK (length(external_id) <= 200),
+    evidence     jsonb,  -- what was sent (e.g. the signed raw transaction), to look up or send again
     claim_id     uuid NOT NULL,
     attempts     integer NOT NULL DEFAULT 1 CHECK (attempts >= 1),
     claimed_at   timestamptz NOT NULL DEFAULT now(),
@@ -30,5 +31,5 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA journal REVOKE EXECUTE ON FUNCTIONS FROM PUBL
 -- ramp_worker: claims and settles its ramps' operations (Ramps III).
 GRANT USAGE ON SCHEMA journal TO rampart_ramp_worker;
 GRANT SELECT, INSERT ON journal.operations TO rampart_ramp_worker;
-GRANT UPDATE (status, external_id, claim_id, attempts, claimed_at, lease_until, outcome, error, settled_at)
+GRANT UPDATE (status, external_id, evidence, claim_id, attempts, claimed_at, lease_until, outcome, error, settled_at)
     ON journal.operations TO rampart_ramp_worker;
