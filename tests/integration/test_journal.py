@@ -12,8 +12,10 @@ import psycopg
 import pytest
 
 from rampart.adapters.postgres.db import PooledDatabase, as_role
-from rampart.adapters.postgres.journal_store import PostgresJournalStore, StaleClaim
+from rampart.adapters.postgres.journal_store import PostgresJournalStore, StaleClaim, mirrored
+from rampart.core.errors import InsufficientFunds
 from rampart.journal import JournalConflict, OperationBusy, OutcomeUnknown, operation_key, request_hash
+from rampart.journal.models import Holder, Movement
 
 REQUEST = {"to": "0xabc", "amount": "1000000", "asset": "USDC"}
 
@@ -244,3 +246,89 @@ def test_acts_serialized_on_one_name_never_interleave(journal: PostgresJournalSt
     for thread in threads:
         thread.join()
     assert sorted(taken) == list(range(8))
+
+
+# -- the ledger mirror -------------------------------------------------------------------------
+def holder(kind: str = "ephemeral") -> Holder:
+    return Holder("base", "0x" + uuid.uuid4().hex + "00000000", kind)  # type: ignore[arg-type]
+
+
+def settle_with(journal: PostgresJournalStore, *movements: Movement) -> Any:
+    k = key()
+    held = claim(journal, k)
+    return journal.settle(k, held.claim_id, "confirmed", movements=movements)
+
+
+def balances(db: PooledDatabase) -> dict[tuple[str, str], int]:
+    return {(m.holder.key, m.asset): m.balance for m in mirrored(db)}
+
+
+def test_a_confirmed_operation_posts_its_movements_with_it(journal: PostgresJournalStore, db: PooledDatabase) -> None:
+    ephemeral, fees = holder(), holder("platform")
+    brla = 100 * 10**18
+    settle_with(journal, Movement(f"mint-{uuid.uuid4().hex}", "BRLA", brla, None, ephemeral))
+    settle_with(journal, Movement(f"fee-{uuid.uuid4().hex}", "BRLA", brla // 100, ephemeral, fees))
+    found = balances(db)
+    assert found[(ephemeral.key, "BRLA")] == brla - brla // 100
+    assert found[(fees.key, "BRLA")] == brla // 100
+    kinds = {m.holder.key: m.holder.kind for m in mirrored(db)}
+    assert (kinds[ephemeral.key], kinds[fees.key]) == ("ephemeral", "platform")
+
+
+def test_a_movement_the_chain_could_not_make_refuses_the_whole_settlement(
+    journal: PostgresJournalStore, db: PooledDatabase
+) -> None:
+    ephemeral, user = holder(), holder("user")
+    settle_with(journal, Movement(f"in-{uuid.uuid4().hex}", "USDC", 5, None, ephemeral))
+    k = key()
+    held = claim(journal, k)
+    with pytest.raises(InsufficientFunds):
+        journal.settle(
+            k,
+            held.claim_id,
+            "confirmed",
+            movements=[
+                Movement(f"ok-{uuid.uuid4().hex}", "USDC", 5, ephemeral, user),
+                Movement(f"over-{uuid.uuid4().hex}", "USDC", 1, ephemeral, user),  # 6 out of 5
+            ],
+        )
+    op = journal.operation(k)
+    assert op is not None
+    assert op.status == "not_started"  # nothing settled, nothing posted
+    assert balances(db)[(ephemeral.key, "USDC")] == 5
+    assert (user.key, "USDC") not in balances(db)
+
+
+def test_only_a_confirmed_operation_moves_money(journal: PostgresJournalStore) -> None:
+    k = key()
+    held = claim(journal, k)
+    with pytest.raises(ValueError, match="confirmed"):
+        journal.settle(k, held.claim_id, "failed", movements=[Movement("x", "USDC", 1, None, holder())])
+
+
+def test_concurrent_first_movements_make_one_mirror_account(journal: PostgresJournalStore, db: PooledDatabase) -> None:
+    target = holder()
+    barrier = threading.Barrier(6)
+
+    def worker() -> None:
+        barrier.wait()
+        settle_with(journal, Movement(f"c-{uuid.uuid4().hex}", "ETH", 7, None, target))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = [m for m in mirrored(db) if m.holder.key == target.key]
+    assert len(rows) == 1
+    assert rows[0].balance == 42
+
+
+def test_the_worker_role_posts_the_mirror(pg_url: str, db: PooledDatabase) -> None:
+    worker = PooledDatabase(as_role(pg_url, "rampart_ramp_worker"), min_size=1, max_size=2)
+    try:
+        target = holder()
+        settle_with(PostgresJournalStore(worker), Movement(f"w-{uuid.uuid4().hex}", "BRL", 1000, None, target))
+        assert balances(db)[(target.key, "BRL")] == 1000
+    finally:
+        worker.close()

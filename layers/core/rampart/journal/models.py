@@ -56,6 +56,48 @@ class Operation:
         return self.status in SETTLED
 
 
+HolderKind = Literal["ephemeral", "user", "platform"]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """An address whose balance the ledger mirrors (``network`` a chain or a rail). EVM addresses
+    are compared in lower case."""
+
+    network: str
+    address: str
+    kind: HolderKind
+
+    @property
+    def key(self) -> str:
+        return self.address.lower() if self.address.startswith("0x") else self.address
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One confirmed movement in the world, mirrored by one ledger transfer (same PostgreSQL
+    transaction as the operation's settlement): ``units`` of ``asset`` at its ledger scale, from
+    ``source`` to ``target`` (None: the world outside — the pool, the issuer, a bank, the user's
+    own wallet when it is not mirrored). ``reference`` is unique per movement (the operation key
+    and a leg), so settling again finds the same transfer."""
+
+    reference: str
+    asset: str
+    units: int
+    source: Holder | None
+    target: Holder | None
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    """A mirrored account and its ledger balance (ledger units)."""
+
+    holder: Holder
+    asset: str
+    account_id: int
+    balance: int
+
+
 @dataclass(frozen=True)
 class Claim:
     """What a worker may do with an operation after claiming it:

@@ -9,7 +9,7 @@ together. So a side effect costs two PostgreSQL transactions (ARCHITECTURE.md's 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -17,7 +17,17 @@ from psycopg.types.json import Jsonb
 
 from rampart.adapters.postgres.db import Database
 from rampart.journal.errors import JournalConflict, OperationBusy, OutcomeUnknown
-from rampart.journal.models import SETTLED, Claim, Operation, OperationStatus, request_hash
+from rampart.journal.models import (
+    SETTLED,
+    Claim,
+    Holder,
+    Mirrored,
+    Movement,
+    Operation,
+    OperationStatus,
+    request_hash,
+)
+from rampart.ledger.errors import refusal
 
 _COLUMNS = (
     "key, ramp_id, kind, request, request_hash, status, external_id, evidence, claim_id::text AS claim_id, attempts, "
@@ -134,6 +144,7 @@ class PostgresJournalStore:
         *,
         outcome: Mapping[str, Any] | None = None,
         error: str | None = None,
+        movements: Sequence[Movement] = (),
         also: Callable[[Any], None] | None = None,
     ) -> Operation:
         if status not in ("confirmed", "failed", "unknown"):
@@ -156,6 +167,10 @@ class PostgresJournalStore:
             row = cur.fetchone()
             if row is None:
                 raise StaleClaim(f"operation {key}: this claim no longer holds it, or it is settled")
+            if movements and status != "confirmed":
+                raise ValueError("only a confirmed operation moved anything")
+            for movement in movements:
+                post(cur, movement)
             if also is not None:
                 also(conn)
         return _operation(row)
@@ -170,3 +185,82 @@ class PostgresJournalStore:
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE ramp_id = %s ORDER BY claimed_at", (ramp_id,))
             return [_operation(row) for row in cur.fetchall()]
+
+
+# -- the ledger mirror -------------------------------------------------------------------------
+MIRROR_OWNER = "platform"
+
+
+def mirror_account(cur: Any, holder: Holder, asset: str) -> int:
+    """The ledger account mirroring ``holder``'s ``asset`` (made on first use, under a lock on its
+    key so two settlements never make two)."""
+    params = (holder.network, holder.key, asset)
+    cur.execute("SELECT account_id FROM journal.mirrors WHERE network = %s AND address = %s AND asset = %s", params)
+    found = cur.fetchone()
+    if found is None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("mirror:" + ":".join(params),))
+        cur.execute("SELECT account_id FROM journal.mirrors WHERE network = %s AND address = %s AND asset = %s", params)
+        found = cur.fetchone()
+    if found is not None:
+        return int(found["account_id"] if isinstance(found, Mapping) else found[0])
+    cur.execute(
+        "INSERT INTO ledger.accounts (owner_id, currency, name, is_system, debits_must_not_exceed_credits) "
+        "VALUES (%s, %s, %s, false, true) RETURNING id",
+        (MIRROR_OWNER, asset, f"{holder.kind} {holder.network}:{holder.key}"[:100]),
+    )
+    created = cur.fetchone()
+    account_id = int(created["id"] if isinstance(created, Mapping) else created[0])
+    cur.execute(
+        "INSERT INTO journal.mirrors (network, address, asset, kind, account_id) VALUES (%s, %s, %s, %s, %s)",
+        (*params, holder.kind, account_id),
+    )
+    return account_id
+
+
+def world_account(cur: Any, asset: str) -> int:
+    cur.execute("SELECT id FROM ledger.accounts WHERE is_system AND currency = %s AND name = 'world'", (asset,))
+    found = cur.fetchone()
+    if found is None:
+        raise ValueError(f"no world account for {asset}")
+    return int(found["id"] if isinstance(found, Mapping) else found[0])
+
+
+def post(cur: Any, movement: Movement) -> None:
+    """The ledger transfer that mirrors ``movement`` (a refusal — e.g. a mirror that would go
+    below zero, which the chain never allows — raises the ledger's typed error and rolls the
+    settlement back)."""
+    if movement.units <= 0:
+        raise ValueError(f"{movement.reference}: a movement moves a positive amount")
+    debit = (
+        world_account(cur, movement.asset)
+        if movement.source is None
+        else mirror_account(cur, movement.source, movement.asset)
+    )
+    credit = (
+        world_account(cur, movement.asset)
+        if movement.target is None
+        else mirror_account(cur, movement.target, movement.asset)
+    )
+    cur.execute(
+        "SELECT error, error_index FROM ledger.create_transfer(%s, %s, %s, %s, %s, %s, NULL, false)",
+        (MIRROR_OWNER, movement.reference, debit, credit, movement.units, movement.asset),
+    )
+    outcome = cur.fetchone()
+    error = outcome["error"] if isinstance(outcome, Mapping) else outcome[0]
+    if error is not None:
+        raise refusal(error, None)
+
+
+def mirrored(db: Database) -> list[Mirrored]:
+    """Every mirrored account with its ledger balance (credits − debits posted): what
+    reconciliation compares with the chain."""
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT m.network, m.address, m.asset, m.kind, m.account_id, "
+            "a.credits_posted - a.debits_posted AS balance "
+            "FROM journal.mirrors m JOIN ledger.accounts a ON a.id = m.account_id ORDER BY m.created_at, m.asset"
+        )
+        return [
+            Mirrored(Holder(r["network"], r["address"], r["kind"]), r["asset"], int(r["account_id"]), int(r["balance"]))
+            for r in cur.fetchall()
+        ]
