@@ -13,13 +13,14 @@ PYTEST_WORKERS ?= auto
 
 all: test
 
-$(STAMP): pyproject.toml constraints.txt contracts/package-lock.json
+$(STAMP): pyproject.toml constraints.txt contracts/package-lock.json statemachines/package-lock.json
 	@[ -n "$(PYTHON)" ] || { echo "Rampart needs Python 3.11 or newer on PATH" >&2; exit 1; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
 		-c constraints.txt -e ".[$(EXTRAS)]"
 	npm ci --no-audit --no-fund --prefix contracts
+	npm ci --no-audit --no-fund --prefix statemachines
 	@touch $@
 
 venv: $(STAMP)
@@ -71,4 +72,4 @@ contracts: venv
 	node contracts/compile.mjs
 
 clean:
-	rm -rf $(VENV) .bench cdk.out build .data .pytest_cache .mypy_cache .ruff_cache contracts/node_modules
+	rm -rf $(VENV) .bench cdk.out build .data .pytest_cache .mypy_cache .ruff_cache contracts/node_modules statemachines/node_modules

@@ -138,7 +138,37 @@ class StageSetting:
         return found[stage]
 
 
-Resource = Postgres | Table | Queue | Secret | StateMachine | External | StageSetting
+UsagePlanLimits = Literal["partner", "stage"]
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """An API Gateway usage plan of the REST API: the methods with ``auth=True`` require an API
+    key (``apiKeyRequired``), which the authorizer supplies as ``usageIdentifierKey`` (API key
+    source ``AUTHORIZER``), and API Gateway throttles and meters each key by the plan it is in.
+
+    ``limits``: ``partner`` (per key: ``StageConfig.partner_rate_limit``/``partner_burst_limit``
+    and ``partner_daily_quota``) or ``stage`` (``StageConfig.api_rate_limit``/``api_burst_limit``,
+    no quota). ``shared_key``: a ``Secret`` whose value is the plan's one key, imported by the
+    deployment itself (CDK: an ``AWS::ApiGateway::ApiKey`` whose value is a dynamic reference to
+    the secret, so no plaintext in the template; the twin: from the secret it made).
+
+    A function that ``uses`` a plan adds keys to it: ``setting`` carries the plan's *name* (its
+    id would make the function depend on the API that invokes it, a cycle in CloudFormation), and
+    ``actions`` are granted on the gateway's paths: ``apigateway:GET`` on ``/usageplans`` (find
+    the plan by name), ``apigateway:POST`` on ``/apikeys`` (import a key) and on
+    ``/usageplans/<id>/keys`` (put it in this plan). API Gateway's management API has no VPC
+    endpoint: a function in the VPC that uses a plan reaches it through the NAT."""
+
+    name: str
+    description: str
+    limits: UsagePlanLimits
+    setting: str
+    shared_key: str | None = None
+    actions: tuple[str, ...] = ("apigateway:GET", "apigateway:POST")
+
+
+Resource = Postgres | Table | Queue | Secret | StateMachine | External | StageSetting | UsagePlan
 
 
 @dataclass(frozen=True)
@@ -203,6 +233,7 @@ class Function:
 API_ROLES = ("user", "business", "lender", "partner", "admin")
 LEDGER: frozenset[str] = frozenset({"postgres"})
 MONEY: frozenset[str] = frozenset({"postgres", "idempotency"})
+TASK_COMPLETION = ("states:SendTaskSuccess", "states:SendTaskFailure")  # a waiting task, by its token
 WORLD: frozenset[str] = frozenset({"base_rpc", "base_contracts", "base_accounts", "pix_api"})  # chains, providers
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -271,7 +302,8 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/admin/partners", roles=("admin",)),
             Route("POST", "/v1/admin/deposits", idempotent=True, roles=("admin",)),
         ),
-        uses=frozenset({"postgres", "idempotency"}),
+        # partner_plan: a new partner's key is imported into API Gateway's partner usage plan
+        uses=frozenset({"postgres", "idempotency", "partner_plan"}),
         reserved_concurrency=10,
         db_role="rampart_admin",
     ),
@@ -279,7 +311,7 @@ FUNCTIONS: tuple[Function, ...] = (
         name="authorizer",
         handler="functions.authorizer.handler.handler",
         description="API Gateway Lambda authorizer: bearer tokens and partner API keys",
-        uses=frozenset({"postgres", "jwt_keys"}),
+        uses=frozenset({"postgres", "jwt_keys", "users_api_key"}),  # users_api_key: users' usageIdentifierKey
         kind="authorizer",
         memory_mb=256,
         reserved_concurrency=100,  # always available: every authenticated request runs it (uncached)
@@ -340,7 +372,10 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="functions.ramp_worker.handler.handler",
         description="A ramp's phase, as a Step Functions task",
         kind="worker",
-        uses=frozenset({"postgres"}),
+        uses=frozenset({"postgres", "platform_keys", "pix_api_key", "brl_on"}) | WORLD,
+        # It completes the payment wait it started when the payment came first (the on-ramp's only
+        # wait; nothing else of Step Functions).
+        grants=(("brl_on", TASK_COMPLETION),),
         layers=("core", "chains"),
         timeout_seconds=60,
         db_role="rampart_ramp_worker",
@@ -357,9 +392,10 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         name="webhook_apply",
         handler="functions.webhook_apply.handler.handler",
-        description="Apply queued provider events to the rail state, once each",
+        description="Apply queued provider events to the rail state, once each; complete a ramp's payment wait",
         kind="queue",
-        uses=frozenset({"postgres"}),
+        uses=frozenset({"postgres", "brl_on"}),
+        grants=(("brl_on", TASK_COMPLETION),),  # the on-ramp's payment wait
         db_role="rampart_webhook_apply",
     ),
     Function(
@@ -409,6 +445,30 @@ SECRETS: tuple[Secret, ...] = (
     # PIX's Standard Webhooks secrets, newest first (rampart.webhooks.providers maps pix to it)
     Secret("pix_webhook_secret", setting="pix_webhook_secret_arn", twin="webhook_secret"),
     Secret("pix_api_key", setting="pix_api_key_arn", twin="world"),  # our key at the PIX provider
+    # The platform's private keys (gas funder, liquidity, operator…) as {network: {role: key}}: the
+    # worker signs the platform's own transactions with them.
+    Secret("platform_keys", setting="platform_keys_arn", twin="world"),
+    # The API key every user (bearer token) is metered by in the users' usage plan: the authorizer
+    # returns it as usageIdentifierKey; the deployment imports it into API Gateway. No client ever
+    # presents it (presented as X-Api-Key, it is no partner's: refused).
+    Secret("users_api_key", setting="users_api_key_arn", twin="random_key"),
+)
+# API Gateway's usage plans: every authenticated method requires a key, which the authorizer
+# names (a partner's own, or the users' shared one).
+USAGE_PLANS: tuple[UsagePlan, ...] = (
+    UsagePlan(
+        "partner_plan",
+        description="Partner API keys: per-key throttle and daily quota (each partner's key, imported at creation)",
+        limits="partner",
+        setting="partner_usage_plan",
+    ),
+    UsagePlan(
+        "users_plan",
+        description="Users (bearer tokens): one shared key, throttled at the stage's API limits",
+        limits="stage",
+        setting="users_usage_plan",
+        shared_key="users_api_key",
+    ),
 )
 # The ramps' windows per stage, as rampart.wiring.ramps reads them (quote TTL, start deadline,
 # payment window, in seconds). API.md's values everywhere but ``test``, which a suite may run.
@@ -485,6 +545,7 @@ class Manifest:
     db_roles: tuple[DbRole, ...] = DB_ROLES
     externals: tuple[External, ...] = ()
     stage_settings: tuple[StageSetting, ...] = ()
+    usage_plans: tuple[UsagePlan, ...] = ()
 
     def resources(self) -> dict[str, Resource]:
         """Every resource a function may name in ``uses``, by name."""
@@ -496,6 +557,7 @@ class Manifest:
             *self.state_machines,
             *self.externals,
             *self.stage_settings,
+            *self.usage_plans,
         )
         return {r.name: r for r in listed}
 
@@ -529,7 +591,7 @@ class Manifest:
         declared = self.resources()
         assert len(declared) == 1 + len(self.tables) + len(self.queues) + len(self.secrets) + len(
             self.state_machines
-        ) + len(self.externals) + len(self.stage_settings), "resource names must be unique"
+        ) + len(self.externals) + len(self.stage_settings) + len(self.usage_plans), "resource names must be unique"
         seen = [(r.method, r.path) for r, _ in self.routes()]
         assert len(seen) == len(set(seen)), "a route belongs to exactly one function"
         paths = [fn.path for fn in self.functions if fn.path is not None]
@@ -562,6 +624,10 @@ class Manifest:
             assert not (route.idempotent and route.method != "POST"), route
             assert set(route.roles) <= set(API_ROLES), route
         assert len(self.of_kind("authorizer")) <= 1, "one authorizer"
+        secret_names = {secret.name for secret in self.secrets}
+        for plan in self.usage_plans:
+            assert plan.shared_key is None or plan.shared_key in secret_names, f"{plan.name}: undeclared shared_key"
+            assert self.routes(), f"{plan.name}: a usage plan meters the REST API, and the manifest has no routes"
 
 
 MANIFEST = Manifest(
@@ -574,6 +640,7 @@ MANIFEST = Manifest(
     db_roles=DB_ROLES,
     externals=EXTERNALS,
     stage_settings=STAGE_SETTINGS,
+    usage_plans=USAGE_PLANS,
 )
 
 

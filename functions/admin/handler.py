@@ -1,6 +1,10 @@
 """Admin only: partners with their API keys, and deposits from the world account
 (API.md, "Platform" and "Ledger"). The authorizer already denies these routes to non-admins;
-each endpoint checks the role again."""
+each endpoint checks the role again.
+
+A new partner's key is imported into API Gateway's partner usage plan before the partner is
+stored (``AuthService.create_partner``): a gateway that does not take it answers 503
+``service-unavailable`` with ``Retry-After`` and no partner exists."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ app = create_app()
 @app.post("/v1/admin/partners", status_code=201, summary="Create a partner; its API key is shown once", tags=["admin"])
 def create_partner(body: Annotated[PartnerIn, Body()]) -> PartnerOut:
     require_role(principal(app), "admin")
-    partner, api_key = auth_wiring.authenticator().create_partner(body.name, body.markup_bps)
+    partner, api_key = auth_wiring.partners().create_partner(body.name, body.markup_bps)
     return PartnerOut(id=partner.id, name=partner.name, markup_bps=partner.markup_bps, api_key=api_key)
 
 

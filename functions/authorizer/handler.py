@@ -1,5 +1,6 @@
 """API Gateway REQUEST authorizer: ``Authorization: Bearer <jwt>`` (users) or ``X-Api-Key``
-(partners) → an IAM policy and the principal's context (see :mod:`rampart.api.authorizer`).
+(partners) → an IAM policy, the principal's context and the usage plan key API Gateway meters the
+caller by (see :mod:`rampart.api.authorizer`): a partner's own key, or the users' shared key.
 Bearer tokens are checked without a database round trip; an API key costs one lookup by digest,
 then is remembered by this container for a minute (refusals never are)."""
 
@@ -14,7 +15,7 @@ from rampart.wiring import auth as auth_wiring
 API_KEYS = IdentityCache(ttl_seconds=60.0)
 
 
-@authorizer_entry("authorizer")
+@authorizer_entry("authorizer", users_key=auth_wiring.users_api_key)
 def handler(event: dict[str, Any]) -> Identity:
     kind, secret = credentials(event)
     service = auth_wiring.authenticator()

@@ -1,6 +1,6 @@
-"""A ramp's phase, as a Step Functions task. Ramps II: the execution's first phase waits on a
-task token, which the ramp keeps (``{ramp_id, phase, task_token}`` in, nothing out); Ramps III
-gives each phase its work."""
+"""A ramp's phase, as a Step Functions task: ``{ramp_id, phase, task_token?, error?}`` in (the
+payment wait passes its task token; the ``failed`` task the caught error), the phase's work done
+once through the journal (rampart.ramps.execution)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ def handler(payload: dict[str, Any]) -> dict[str, Any]:
     ramp_id, phase, token = payload.get("ramp_id"), payload.get("phase"), payload.get("task_token")
     if not isinstance(ramp_id, str) or not isinstance(phase, str):
         raise Permanent("a ramp task needs ramp_id and phase")
-    if not isinstance(token, str):
-        raise Permanent(f"phase {phase} of ramp {ramp_id}: no task token to wait on")
-    ramp = wiring.service().park(ramp_id, phase, token)
-    return {"ramp_id": ramp.id, "phase": phase, "waiting": True}
+    return wiring.executor().run(
+        ramp_id, phase, task_token=token if isinstance(token, str) else None, error=payload.get("error")
+    )

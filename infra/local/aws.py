@@ -15,7 +15,9 @@ Three things matter beyond plain moto:
 
 Everything is created from a :class:`~infra.manifest.Manifest` (Rampart's ``MANIFEST`` unless a
 test hands over its own): tables, queues each with its DLQ and redrive policy, a DLQ per
-asynchronous function, secrets by their ``twin`` kind, schedule rules and state machines.
+asynchronous function, secrets by their ``twin`` kind, schedule rules, state machines, and API
+Gateway usage plans (each with the key its ``shared_key`` holds). The twin's gateway does not
+throttle by those plans (moto does not either): they hold the keys, as API Gateway's do.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from infra.local.logs import get_logger
-from infra.manifest import MANIFEST, Manifest, Secret, StateMachine
+from infra.manifest import MANIFEST, Manifest, Secret, StateMachine, UsagePlan
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -84,6 +86,11 @@ def queue_dlq_name(queue: str) -> str:
 
 def secret_name(name: str) -> str:
     return f"{PREFIX}/{name.replace('_', '-')}"
+
+
+def usage_plan_name(name: str) -> str:
+    """``partner_plan`` → ``rampart-local-partner-plan`` (the cloud's ``rampart-<stage>-partner-plan``)."""
+    return f"{PREFIX}-{name.replace('_', '-')}"
 
 
 # A process that cannot reach AWS --------------------------------------------------------------
@@ -299,6 +306,9 @@ class Deployment:
     rules: dict[str, str] = field(default_factory=dict)  # schedule → rule ARN
     state_machines: dict[str, str] = field(default_factory=dict)  # state machine → ARN
     externals: dict[str, str] = field(default_factory=dict)  # External → its value (from the world)
+    executions_dlq: str | None = None  # URL of the DLQ of failed executions (infra/local/executions.py)
+    execution_rules: dict[str, str] = field(default_factory=dict)  # state machine → its executions rule ARN
+    usage_plans: dict[str, str] = field(default_factory=dict)  # usage plan → its id (functions get its name)
 
 
 class LocalAws:
@@ -427,6 +437,31 @@ class LocalAws:
                     roleArn=f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-states",
                 )
                 self.deployment.state_machines[machine.name] = created["stateMachineArn"]
+            # Executions that end failed, timed out or aborted reach a DLQ through a rule per
+            # machine, as in the cloud; the twin publishes the events (infra/local/executions.py).
+            from infra.local import executions
+
+            dlq = self._queue(sqs, queue_name(executions.EXECUTIONS_DLQ), {})
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.deployment.executions_dlq = dlq
+            self.deployment.execution_rules = executions.create_rules(
+                self.client("events"), self.deployment.state_machines, dlq_arn
+            )
+
+        for plan in m.usage_plans:
+            self._usage_plan(plan)
+
+    def _usage_plan(self, plan: UsagePlan) -> None:
+        """A usage plan as the CDK app makes it (no throttle: nothing here enforces one), and its
+        one key when it names a ``shared_key`` (the secret's value, as CloudFormation resolves it)."""
+        apigateway = self.client("apigateway")
+        name = usage_plan_name(plan.name)
+        created = apigateway.create_usage_plan(name=name, description=plan.description)
+        self.deployment.usage_plans[plan.name] = created["id"]
+        if plan.shared_key is not None:
+            value = self.client("secretsmanager").get_secret_value(SecretId=self.deployment.secrets[plan.shared_key])
+            key = apigateway.create_api_key(name=f"{name}-key", value=value["SecretString"], enabled=True)
+            apigateway.create_usage_plan_key(usagePlanId=created["id"], keyId=key["id"], keyType="API_KEY")
 
     def _queue(self, sqs: Any, name: str, attributes: dict[str, str]) -> str:
         url = str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])

@@ -66,7 +66,7 @@ COMMON_ENV: dict[str, str] = {
 
 def resource_value(resource: manifest.Resource, deployment: aws.Deployment, database_url: str) -> str:
     """What the twin gives a function for ``resource``: the database URL, a table's name, a
-    secret's ARN, a queue's URL, a state machine's ARN."""
+    secret's ARN, a queue's URL, a usage plan's name, a state machine's ARN."""
     if isinstance(resource, manifest.Postgres):
         return database_url
     if isinstance(resource, manifest.Table):
@@ -79,6 +79,8 @@ def resource_value(resource: manifest.Resource, deployment: aws.Deployment, data
         return resource.value(os.environ.get("RAMPART_STAGE") or "local")
     if isinstance(resource, manifest.External):
         return deployment.externals.get(resource.name, "")  # none without the world: the cold start says so
+    if isinstance(resource, manifest.UsagePlan):
+        return aws.usage_plan_name(resource.name)  # its name, as infra.local.aws creates it
     return deployment.state_machines[resource.name]
 
 

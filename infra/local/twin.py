@@ -10,14 +10,15 @@ and state machines (:mod:`infra.local.aws`); the Lambda registry and the botocor
 ``lambda:Invoke`` (:mod:`infra.local.lambdas`); the gateway on 127.0.0.1 (:mod:`infra.local.gateway`),
 which answers 503 until the twin is ready; then, on a thread, PostgreSQL (embedded unless a URL
 is given), the functions' environment and the deploy step (the manifest's ``deploy`` functions:
-``migrate`` applies the migrations and seeds the admin); then the schedules.
+``migrate`` applies the migrations and seeds the admin); then the schedules, the queue consumers
+and the watcher that publishes failed executions to the executions DLQ (:mod:`infra.local.executions`).
 
 A twin owns process-wide things (``os.environ``, moto, the database pool of
 ``rampart.adapters.postgres.db``): one per process at a time. ``stop`` gives them back.
 
 Introspection for tests and the CDK parity test: ``GET /_twin/routes`` (the gateway's route table),
-``GET /_twin/triggers`` (schedules, queues, tables, functions, state machines, webhook paths and
-queue consumers as running) and ``GET /_twin/status`` (start-up checks);
+``GET /_twin/triggers`` (schedules, queues, tables, functions, state machines, webhook paths,
+queue consumers and the rules of failed executions as running) and ``GET /_twin/status`` (start-up checks);
 ``POST /_twin/schedules/{name}/run`` runs a schedule now; ``GET /_twin/executions?name=`` lists the
 state machines' executions.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.local import aws, openapi
+from infra.local.executions import ExecutionWatcher
 from infra.local.gateway import Gateway, GatewayServer, HttpReply, HttpRequest, InternalHandler, json_reply
 from infra.local.lambdas import DEFAULT_MAX_CONTAINERS, LambdaBridge, LambdaRegistry, function_environment
 from infra.local.logs import get_logger
@@ -89,6 +91,7 @@ class Twin:
         self.world_enabled = world if world is not None else manifest is MANIFEST and env.get("RAMPART_WORLD") != "0"
         self.world: Any = None  # infra.world.launcher.WorldProcess once started
         self.queues: QueuePoller | None = None
+        self.executions: ExecutionWatcher | None = None
         self.url: str | None = None
         self.ready = threading.Event()
         self.failure: BaseException | None = None
@@ -134,6 +137,7 @@ class Twin:
             self._bridge.install()
             self.scheduler = Scheduler(self.registry, self.manifest.schedules, rules=deployment.rules)
             self.queues = QueuePoller(self.registry, self.manifest, deployment, client=self.aws.client("sqs"))
+            self.executions = ExecutionWatcher(self.aws, deployment)
             for module in SIMULATORS:
                 importlib.import_module(module).register(self.sims, self)
             self.gateway = Gateway(
@@ -216,6 +220,8 @@ class Twin:
                 self.scheduler.start()
             if self.queues_enabled and self.queues is not None:
                 self.queues.start()
+            if self.executions is not None:
+                self.executions.start()
             log.info(
                 "twin ready",
                 extra={
@@ -256,6 +262,9 @@ class Twin:
         if self.queues is not None:
             self.queues.stop()
             self.queues = None
+        if self.executions is not None:
+            self.executions.stop()
+            self.executions = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -465,4 +474,5 @@ class Twin:
                 for fn in self.manifest.of_kind("webhook")
             ],
             "queue_consumers": self.queues.describe() if self.queues is not None else [],
+            "execution_rules": self.executions.describe() if self.executions is not None else [],
         }

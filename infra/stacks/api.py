@@ -1,7 +1,19 @@
 """The REST API: one resource and method per manifest route, proxied to its function; the Lambda
-authorizer on every route with ``auth=True``; stage and per-method throttling, a partner usage
-plan, access logs, WAF; and every response API Gateway gives by itself rewritten to API.md's
+authorizer on every route with ``auth=True``; stage and per-method throttling, the manifest's usage
+plans, access logs, WAF; and every response API Gateway gives by itself rewritten to API.md's
 problem+json. No request validation: the functions' pydantic models validate bodies.
+
+Usage plans (``infra.manifest.UsagePlan``): every ``auth=True`` method requires an API key
+(``apiKeyRequired``), taken from the authorizer (API key source ``AUTHORIZER``: its
+``usageIdentifierKey``, a partner's own key or the users' shared one). The partner plan throttles
+each key at the stage's partner limits with a daily quota; the users plan its one key at the
+stage's API limits. A plan's ``shared_key`` is imported here as an ``AWS::ApiGateway::ApiKey``
+whose value is a dynamic reference to the secret (``{{resolve:secretsmanager:…}}``): no plaintext
+in the template. A function that ``uses`` a plan (admin: partner keys) is granted, in an IAM
+policy of its own (:meth:`Api.usage_plan_bound`), ``apigateway:GET`` on ``/usageplans`` and
+``apigateway:POST`` on ``/apikeys`` and on that plan's ``/keys``, nothing else. That policy is
+apart from the role's default policy because the function may not depend on the plan: the plan
+depends on the stage, the stage on the methods, and the methods on the function.
 
 The WAF web ACL, in order: AWS's IP reputation list (blocks); a body over API.md's 256 KB by
 its declared ``Content-Length`` (blocks: 413 at the edge); per client IP rate rules, tighter on
@@ -10,18 +22,24 @@ It logs to ``aws-waf-logs-rampart-<stage>`` with the credentials' headers redact
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import ArnFormat, Duration, Names, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra.manifest import MANIFEST, Manifest
+from infra.manifest import MANIFEST, Manifest, UsagePlan
+from infra.stacks.compute import Bound
 from infra.stacks.config import StageConfig
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS
 from infra.stacks.nag import acknowledge
+from infra.stacks.readback import USAGE_PLAN_TAG
 
 MAX_BODY_BYTES = 256 * 1024  # API.md
 # Content-Length values above MAX_BODY_BYTES (262144): WAF compares strings, not numbers.
@@ -125,6 +143,32 @@ def _waf_rule(
     )
 
 
+def usage_plan_name(stage: StageConfig, plan: UsagePlan) -> str:
+    """The plan's physical name, ``rampart-<stage>-partner-plan``: what the functions that use it
+    find it by (its env var carries this name)."""
+    return f"rampart-{stage.name}-{plan.name.replace('_', '-')}"
+
+
+def _construct_id(name: str) -> str:
+    """``partner_plan`` → ``PartnerPlan`` (the partner plan keeps the construct id it always had)."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+# What a function using a plan may do, by action: the paths of API Gateway's management API
+# (``<plan>`` is the plan's id).
+USAGE_PLAN_PATHS: dict[str, tuple[str, ...]] = {
+    "apigateway:GET": ("/usageplans",),  # GetUsagePlans: find the plan by its name
+    "apigateway:POST": ("/apikeys", "/usageplans/<plan>/keys"),  # CreateApiKey, CreateUsagePlanKey
+}
+
+
+def gateway_arn(scope: Construct, path: str) -> str:
+    """``arn:<partition>:apigateway:<region>::<path>``: a resource of API Gateway's management API."""
+    return Stack.of(scope).format_arn(
+        service="apigateway", account="", resource=path, arn_format=ArnFormat.NO_RESOURCE_NAME
+    )
+
+
 def method_throttles(manifest: Manifest, stage: StageConfig) -> dict[str, apigw.MethodDeploymentOptions]:
     """Per-method throttles under the stage's: the public routes (argon2 logins, registrations)
     and the money-moving POSTs each get their own rate, so that neither starves the rest."""
@@ -152,8 +196,10 @@ class Api(Construct):
         functions: dict[str, lambda_.Function],
         manifest: Manifest = MANIFEST,
         logs_key: kms.IKey | None = None,
+        secrets: Mapping[str, secretsmanager.ISecret] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.stage = stage
         routes = manifest.routes()
         authorizers = manifest.of_kind("authorizer")
 
@@ -223,6 +269,9 @@ class Api(Construct):
                 authorizer_name=f"rampart-{stage.name}",
             )
 
+        # Keys are required exactly where the authorizer runs (it supplies them); without a usage
+        # plan no key could pass, so none is required.
+        keys_required = bool(manifest.usage_plans)
         self.methods: dict[tuple[str, str], apigw.Method] = {}
         for route, fn in routes:
             if route.auth and self.authorizer is None:
@@ -233,6 +282,7 @@ class Api(Construct):
                 apigw.LambdaIntegration(functions[fn.name], proxy=True, allow_test_invoke=False),
                 authorizer=self.authorizer if route.auth else None,
                 authorization_type=apigw.AuthorizationType.CUSTOM if route.auth else apigw.AuthorizationType.NONE,
+                api_key_required=route.auth and keys_required,
                 operation_name=f"{fn.name}.{route.method.lower()}",
             )
             self.methods[(route.method, route.path)] = method
@@ -257,14 +307,10 @@ class Api(Construct):
                 templates={"application/json": problem.body()},
             )
 
-        self.usage_plan = self.rest_api.add_usage_plan(
-            "PartnerPlan",
-            name=f"rampart-{stage.name}-partners",
-            description="Partner API keys: per-key throttle and daily quota (keys come from the authorizer)",
-            throttle=apigw.ThrottleSettings(rate_limit=stage.partner_rate_limit, burst_limit=stage.partner_burst_limit),
-            quota=apigw.QuotaSettings(limit=stage.partner_daily_quota, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
-        )
+        self.usage_plans: dict[str, apigw.UsagePlan] = {}
+        self.api_keys: dict[str, apigw.ApiKey] = {}
+        for plan in manifest.usage_plans:
+            self.usage_plans[plan.name] = self._usage_plan(plan, stage, secrets or {})
 
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -321,6 +367,75 @@ class Api(Construct):
             resource_arn=self.rest_api.deployment_stage.stage_arn,
             web_acl_arn=self.web_acl.attr_arn,
         )
+
+    def _usage_plan(
+        self, plan: UsagePlan, stage: StageConfig, secrets: Mapping[str, secretsmanager.ISecret]
+    ) -> apigw.UsagePlan:
+        if plan.limits == "partner":
+            throttle = apigw.ThrottleSettings(
+                rate_limit=stage.partner_rate_limit, burst_limit=stage.partner_burst_limit
+            )
+            quota: apigw.QuotaSettings | None = apigw.QuotaSettings(
+                limit=stage.partner_daily_quota, period=apigw.Period.DAY
+            )
+        else:
+            throttle = apigw.ThrottleSettings(rate_limit=stage.api_rate_limit, burst_limit=stage.api_burst_limit)
+            quota = None
+        built = self.rest_api.add_usage_plan(
+            _construct_id(plan.name),
+            name=usage_plan_name(stage, plan),
+            description=plan.description,
+            throttle=throttle,
+            quota=quota,
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)],
+        )
+        Tags.of(built).add(USAGE_PLAN_TAG, plan.name)
+        if plan.shared_key is not None:
+            secret = secrets.get(plan.shared_key)
+            if secret is None:
+                raise ValueError(f"usage plan {plan.name}: its key secret {plan.shared_key} was not built")
+            key = apigw.ApiKey(
+                self,
+                f"{_construct_id(plan.name)}Key",
+                api_key_name=f"{usage_plan_name(stage, plan)}-key",
+                description=f"Rampart {stage.name}: the one key of {plan.name}, from the {plan.shared_key} secret",
+                enabled=True,
+                # A dynamic reference, resolved by CloudFormation at deploy: no plaintext here.
+                value=secret.secret_value.unsafe_unwrap(),
+            )
+            built.add_api_key(key)
+            self.api_keys[plan.name] = key
+        return built
+
+    def usage_plan_bound(self, plan: UsagePlan) -> Bound:
+        """How a function uses ``plan``: its env var carries the plan's name; its grant is an IAM
+        policy of its own (see the module docstring) on the paths of :data:`USAGE_PLAN_PATHS`."""
+        built = self.usage_plans[plan.name]
+
+        def grant(grantee: iam.IGrantable, actions: Sequence[str]) -> None:
+            unknown = sorted(set(actions) - USAGE_PLAN_PATHS.keys())
+            if unknown:
+                raise ValueError(f"usage plan {plan.name}: no grant for {', '.join(unknown)}")
+            if not actions:
+                return
+            if not isinstance(grantee, iam.Role):
+                raise TypeError(f"usage plan {plan.name}: grants go to a function's role, not {grantee!r}")
+            statements = [
+                iam.PolicyStatement(
+                    actions=[action],
+                    resources=[
+                        gateway_arn(self, path.replace("<plan>", built.usage_plan_id))
+                        for path in USAGE_PLAN_PATHS[action]
+                    ],
+                )
+                for action in sorted(set(actions))
+            ]
+            policy = iam.Policy(
+                self, f"{_construct_id(plan.name)}Grants-{Names.unique_id(grantee)}", statements=statements
+            )
+            policy.attach_to_role(grantee)
+
+        return Bound(usage_plan_name(self.stage, plan), grant)
 
     @property
     def url(self) -> str:

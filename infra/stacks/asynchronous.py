@@ -2,7 +2,10 @@
 deploy function (its on-failure destination and its schedule's target DLQ), one EventBridge rule
 per manifest schedule, and the manifest's queues — each with its DLQ (the redrive policy moves a
 message there after ``max_receive_count`` failed receives) and, when a ``queue`` function consumes
-it, an event source mapping that reports partial batch failures."""
+it, an event source mapping that reports partial batch failures. State machines imply one more:
+the executions DLQ, where an EventBridge rule per state machine sends the Step Functions status
+changes of its executions that end failed, timed out or aborted (the twin publishes those events
+itself: infra/local/executions.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +22,17 @@ from infra.manifest import MANIFEST, Manifest, Queue
 from infra.stacks.config import StageConfig
 from infra.stacks.nag import acknowledge
 from infra.stacks.readback import QUEUE_TAG, SCHEDULE_PREFIX
+from infra.stacks.workflows import state_machine_arn
 
 RETRY_ATTEMPTS = 2
 # AWS's guidance for an SQS event source: a visibility timeout of at least six times the
 # function's timeout, so that a batch still being retried is not handed to another poller.
 VISIBILITY_FACTOR = 6
+# Where executions that did not succeed end (the twin's infra/local/executions.py uses the same).
+EXECUTIONS_DLQ = "executions-dlq"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+EXECUTION_FAILURES = ("FAILED", "TIMED_OUT", "ABORTED")
+EXECUTION_RULE_PREFIX = "rampart executions of "
 
 
 def dlq_name(name: str) -> str:
@@ -33,11 +42,24 @@ def dlq_name(name: str) -> str:
 
 
 def expected_queues(manifest: Manifest = MANIFEST) -> set[str]:
-    """Every queue the manifest implies: function DLQs, its queues and their DLQs."""
+    """Every queue the manifest implies: function DLQs, its queues and their DLQs, and the
+    executions DLQ when it has state machines."""
     names = {dlq_name(fn.name) for fn in manifest.functions if fn.asynchronous}
     for queue in manifest.queues:
         names |= {queue.name, dlq_name(queue.name)}
+    if manifest.state_machines:
+        names.add(EXECUTIONS_DLQ)
     return names
+
+
+def execution_failures_pattern(state_machine_arn: str) -> dict[str, object]:
+    """The EventBridge pattern of one state machine's executions that end failed, timed out or
+    aborted, as EventBridge's JSON (the twin matches the same pattern)."""
+    return {
+        "source": ["aws.states"],
+        "detail-type": [EXECUTION_STATUS_CHANGE],
+        "detail": {"status": list(EXECUTION_FAILURES), "stateMachineArn": [state_machine_arn]},
+    }
 
 
 def check_visibility(queue: Queue, manifest: Manifest) -> None:
@@ -120,6 +142,36 @@ class Asynchronous(Construct):
                     )
                 ],
             )
+
+        # A failed execution is work an operator must see, as a failed invocation is: each state
+        # machine's rule sends its executions that did not succeed to one queue (with a depth
+        # alarm, as every DLQ here: observability.py), which only those rules may send to.
+        self.executions_dlq: sqs.Queue | None = None
+        self.execution_rules: dict[str, events.Rule] = {}
+        if manifest.state_machines:
+            self.executions_dlq = self._queue(
+                EXECUTIONS_DLQ, dead_letter_for="every state machine's executions that fail, time out or are aborted"
+            )
+            for machine in manifest.state_machines:
+                pattern = execution_failures_pattern(state_machine_arn(self, stage, machine.name))
+                detail = pattern["detail"]
+                assert isinstance(detail, dict)
+                rule = events.Rule(
+                    self,
+                    f"ExecutionFailures-{machine.name}",
+                    description=f"{EXECUTION_RULE_PREFIX}{machine.name} that fail, time out or are aborted",
+                    event_pattern=events.EventPattern(
+                        source=["aws.states"], detail_type=[EXECUTION_STATUS_CHANGE], detail=detail
+                    ),
+                    targets=[targets.SqsQueue(self.executions_dlq)],
+                )
+                acknowledge(
+                    rule,
+                    "Serverless-EventBusDLQ",
+                    "This rule's target is itself the executions DLQ: a DLQ of its own would be that queue again. "
+                    "EventBridge retries a delivery for 24 hours.",
+                )
+                self.execution_rules[machine.name] = rule
 
     def _queue(
         self,

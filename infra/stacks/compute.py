@@ -2,7 +2,8 @@
 dependency layers it lists, its own least-privilege role derived from ``Function.uses``, active
 X-Ray tracing, JSON logs into a log group with retention, and the VPC when it uses PostgreSQL:
 the isolated ``app`` subnets, or the ``egress`` subnets (out through the NAT, HTTPS anywhere)
-when it also uses an ``External`` (a chain's RPC, a provider's API).
+when it also uses an ``External`` (a chain's RPC, a provider's API) or an API Gateway usage plan
+(the gateway's management API has no VPC endpoint).
 
 What a function uses reaches it one way for every resource (:meth:`Compute.bind`): the resource's
 env var (``manifest.env_var``) carries its name, URL or ARN (an ``External``: the stage's value,
@@ -39,6 +40,7 @@ from infra.manifest import (
     Manifest,
     Postgres,
     StageSetting,
+    UsagePlan,
     env_var,
     uses_value,
 )
@@ -253,9 +255,12 @@ def externals_used(spec: Function, manifest: Manifest = MANIFEST) -> list[str]:
 
 
 def reaches_outside(spec: Function, manifest: Manifest = MANIFEST) -> bool:
-    """Whether ``spec`` reaches the outside world (uses an ``External``): a PostgreSQL user then
-    runs in the egress subnets, behind the NAT, instead of the isolated ones."""
-    return bool(externals_used(spec, manifest))
+    """Whether ``spec`` reaches beyond the VPC's endpoints: it uses an ``External`` (the outside
+    world), or an API Gateway ``UsagePlan`` (API Gateway's management API has no VPC endpoint,
+    only its public one). A PostgreSQL user then runs in the egress subnets, behind the NAT,
+    instead of the isolated ones."""
+    declared = manifest.resources()
+    return bool(externals_used(spec, manifest)) or any(isinstance(declared[name], UsagePlan) for name in spec.uses)
 
 
 # Actions on a state machine's executions rather than on the machine itself.

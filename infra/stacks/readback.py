@@ -20,6 +20,7 @@ TABLE_TAG = "rampart:table"
 STATE_MACHINE_TAG = "rampart:state-machine"
 SECRET_TAG = "rampart:secret"  # noqa: S105 - a tag key; manifest secrets by name, the Aurora secret as "postgres"
 KEY_TAG = "rampart:key"  # customer-managed KMS keys by purpose
+USAGE_PLAN_TAG = "rampart:usage-plan"  # API Gateway usage plans by manifest name
 SCHEDULE_PREFIX = "rampart schedule "
 
 Template = Mapping[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Environment, Stack, Tags
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.manifest import MANIFEST, Manifest
@@ -27,7 +28,7 @@ from infra.stacks.keys import Keys
 from infra.stacks.migrations import Migrations
 from infra.stacks.network import Network
 from infra.stacks.observability import Observability
-from infra.stacks.workflows import Workflows
+from infra.stacks.workflows import Workflows, state_machine_arn
 
 
 def stack_name(stage: str) -> str:
@@ -93,17 +94,37 @@ class RampartStack(Stack):
             **{name: bound_table(table) for name, table in self.data.tables.items()},
             **{name: bound_secret(secret) for name, secret in self.data.secrets.items()},
             **{name: bound_queue(queue) for name, queue in self.asynchronous.queues.items()},
-            **{name: bound_state_machine(m) for name, m in self.workflows.state_machines.items()},
+            # By their name-derived ARNs, not the constructs: a worker the machine invokes may also
+            # complete its tasks (SendTaskSuccess), which would otherwise be a dependency cycle.
+            **{
+                name: bound_state_machine(
+                    sfn.StateMachine.from_state_machine_arn(
+                        self, f"{name}-ByName", state_machine_arn(self, stage, name)
+                    )
+                )
+                for name in self.workflows.state_machines
+            },
             **{name: bound_external(externals[name], value) for name, value in values.items()},
             **{item.name: bound_stage_setting(item, stage.name) for item in manifest.stage_settings},
         }
-        self.compute.bind(bound)
-        # No REST API for a manifest without routes (a test manifest of other kinds).
+        # No REST API for a manifest without routes (a test manifest of other kinds). Built before
+        # the functions are bound: its usage plans are resources a function may use.
         self.api = (
-            Api(self, "Api", stage=stage, functions=self.compute.functions, manifest=manifest, logs_key=self.keys.logs)
+            Api(
+                self,
+                "Api",
+                stage=stage,
+                functions=self.compute.functions,
+                manifest=manifest,
+                logs_key=self.keys.logs,
+                secrets=self.data.secrets,
+            )
             if manifest.routes()
             else None
         )
+        if self.api is not None:
+            bound |= {plan.name: self.api.usage_plan_bound(plan) for plan in manifest.usage_plans}
+        self.compute.bind(bound)
         self.migrations = [
             Migrations(
                 self,
@@ -141,3 +162,6 @@ class RampartStack(Stack):
             CfnOutput(self, output_id(spec.name, "Function"), value=self.compute.functions[spec.name].function_name)
         for name, url in self.compute.urls.items():
             CfnOutput(self, output_id(name, "Url"), value=url.url, description=f"Function URL of webhook {name}")
+
+    def _machine_by_name(self, stage: StageConfig, name: str) -> sfn.IStateMachine:
+        return sfn.StateMachine.from_state_machine_arn(self, f"{name}-ByName", state_machine_arn(self, stage, name))

@@ -1,7 +1,12 @@
 """Step Functions: every manifest state machine loaded from its ASL file (``definition``, a path
 from the repository root) with ``DefinitionBody.from_file`` and the manifest's substitutions
 (``worker`` function ARNs, queue URLs); Standard type, logging ALL to CloudWatch, X-Ray tracing,
-and a role that may invoke exactly the functions and send to exactly the queues it names."""
+and a role that may invoke exactly the functions and send to exactly the queues it names.
+
+Each machine is named ``rampart-<stage>-<name>`` (:func:`state_machine_name`), so its ARN is known
+before it is built (:func:`state_machine_arn`): the EventBridge rules that send its failed, timed-out
+and aborted executions to the executions DLQ (``infra/stacks/asynchronous.py``, built first, where
+every DLQ is) match on it."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Tags
+from aws_cdk import ArnFormat, Stack, Tags
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -24,6 +29,21 @@ from infra.stacks.readback import STATE_MACHINE_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def state_machine_name(stage: StageConfig, name: str) -> str:
+    """The physical name of a manifest state machine: its stage's, like its log group's."""
+    return f"rampart-{stage.name}-{name}"
+
+
+def state_machine_arn(scope: Construct, stage: StageConfig, name: str) -> str:
+    """The ARN the manifest state machine ``name`` gets in ``scope``'s stack (known before it is built)."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=state_machine_name(stage, name),
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 class Workflows(Construct):
@@ -73,6 +93,7 @@ class Workflows(Construct):
             machine = sfn.StateMachine(
                 self,
                 spec.name,
+                state_machine_name=state_machine_name(stage, spec.name),
                 definition_body=sfn.DefinitionBody.from_file(str(path)),
                 definition_substitutions=substitutions,
                 state_machine_type=sfn.StateMachineType.STANDARD,
@@ -102,7 +123,7 @@ class Workflows(Construct):
 
 
 def _logical_id(fn: lambda_.IFunction) -> str:
-    from aws_cdk import CfnElement, Stack
+    from aws_cdk import CfnElement
 
     child = fn.node.default_child
     assert isinstance(child, CfnElement)

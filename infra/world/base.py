@@ -50,6 +50,12 @@ ROLES = (*PLATFORM_ROLES, "issuer", "operator")
 GENESIS_KEY = "0x" + "00" * 31 + "01"
 
 
+def keys_file(world_data_dir: Path) -> Path:
+    """Where the world's ``base`` keeps the platform's keys (the server gives the chain
+    ``<world data>/base`` as its data dir, and the chain keeps its files under ``base/`` of that)."""
+    return Path(world_data_dir) / "base" / "base" / "keys.json"
+
+
 class ChainOperationFailed(RuntimeError):
     """A transaction of the world's own was refused or would revert (the message says why)."""
 

@@ -72,8 +72,12 @@ def externals(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
 
 
 def secrets(world: WorldProcess) -> dict[str, str]:
-    """The values of the manifest's ``world`` secrets (by name): our API key at the PIX provider."""
-    return {"pix_api_key": world.pix_api_key}
+    """The values of the manifest's ``world`` secrets (by name): our API key at the PIX provider and
+    the platform's keys on base (``{"base": {role: key}}``, from the keys the world made)."""
+    from infra.world.base import keys_file
+
+    keys = json.loads(keys_file(world.data_dir).read_text())
+    return {"pix_api_key": world.pix_api_key, "platform_keys": json.dumps({"base": keys})}
 
 
 def _pairs(mapping: dict[str, str]) -> str:

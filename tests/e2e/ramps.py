@@ -172,14 +172,27 @@ class Ramps:
 
     # -- registration ---------------------------------------------------------------------------
     def keys(self, kind: str, *, fund_user: bool = True) -> Keys:
-        """Fresh keys for a ``kind`` ramp; an off-ramp's user wallet holds USDC (it pays the input)."""
+        """Fresh keys for a ``kind`` ramp; an off-ramp's user wallet holds USDC (it pays the input)
+        and ETH (it pays its own gas)."""
         if kind == "on":
             return Keys()
         keys = Keys(user=fresh_key())
         if fund_user:
             assert keys.user is not None
             self.faucet(keys.user.address, "USDC", "100")
+            self.faucet(keys.user.address, "ETH", "0.01")
         return keys
+
+    def settled(self, ramp_id: str, timeout: float = 60.0) -> dict[str, Any]:  # not money: seconds
+        """The ramp once its execution has ended it (completed, failed or expired)."""
+        from tests.support.waiting import eventually
+
+        def ended() -> dict[str, Any] | None:
+            shown = self.get(ramp_id)
+            return None if shown["status"] in ("initial", "running") else shown
+
+        found: dict[str, Any] = eventually(ended, timeout=timeout, what=f"{ramp_id} ended")
+        return found
 
     @staticmethod
     def body(

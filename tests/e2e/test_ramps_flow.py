@@ -178,15 +178,38 @@ def test_quote_register_sign_start(alice: Ramps, world: dict[str, Any], kind: st
     assert [(e["name"], e["status"]) for e in executions] == [(ramp["id"], "RUNNING")]
 
     shown = alice.get(ramp["id"])
-    assert (shown["status"], shown["phase"]) == ("running", FIRST_PHASE[kind])
-    assert [h["phase"] for h in shown["history"]] == ["initial", FIRST_PHASE[kind]]
     assert shown["signed"] == len(txs)
     if kind == "on":
+        # The on-ramp waits for its PIX payment.
+        assert (shown["status"], shown["phase"]) == ("running", FIRST_PHASE[kind])
+        assert [h["phase"] for h in shown["history"]] == ["initial", FIRST_PHASE[kind]]
         assert shown["payment_instructions"] == instructions
 
-    # Running: no more signatures, no cancel.
+    # Started: no more signatures, no cancel.
     problem(alice.submit(ramp["id"], signed[:1]), 409, "invalid-phase")
     problem(alice.cancel(ramp["id"]), 409, "invalid-phase")
+
+    # Executed (Ramps III): the PIX payment comes, every phase runs once, the destination gets
+    # exactly output_amount, nothing is left on the ephemeral but gas.
+    if kind == "on":
+        paid = alice.anonymous.post("/_sim/pix/payments", {"ramp_id": ramp["id"]})
+        assert paid.status == 200, paid
+    done = alice.settled(ramp["id"])
+    assert (done["status"], done["phase"], done["errors"]) == ("completed", "complete", [])
+    phases = next(c["phases"] for c in alice.anonymous.get("/v1/corridors").body["items"] if c["ramp_type"] == kind)
+    assert [h["phase"] for h in done["history"]] == phases
+    assert [(e["name"], e["status"]) for e in alice.executions(ramp["id"])] == [(ramp["id"], "SUCCEEDED")]
+    left = alice.balances(keys.ephemeral.address)["balances"]
+    assert Decimal(left["USDC"]) == Decimal(left["BRLA"]) == 0, left
+    if kind == "on":
+        received = alice.balances(body["destination"]["address"])["balances"]["USDC"]
+        assert received == quote["output_amount"]
+    else:
+        payouts = alice.anonymous.get(f"/_sim/pix/payouts?ramp_id={ramp['id']}").body["items"]
+        assert [(p["kind"], p["amount"], p["status"]) for p in payouts] == [
+            ("payout", quote["output_amount"], "completed")
+        ]
+    assert set(done["transactions"]) >= {"fund", "approve", "swap", "fees"}  # sweep: only when something is left
 
 
 # -- start and cancel refusals -----------------------------------------------------------------------
@@ -266,7 +289,7 @@ def test_lists_newest_first_with_cursors(twin_url: str, admin_client: Client) ->
     bob = Ramps(twin_url)
     older = bob.started("on")
     waiting = bob.register("off")
-    newer = bob.started("off")
+    newer = bob.started("on")  # an on-ramp waits for its payment: still running when listed
 
     everything = bob.client.get("/v1/ramps")
     assert everything.status == 200, everything

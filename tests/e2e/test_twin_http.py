@@ -130,6 +130,8 @@ def test_triggers_are_the_manifest(client: Client) -> None:
     expected_queues = {f"{fn.name}-dlq" for fn in manifest.FUNCTIONS if fn.asynchronous}
     for queue in manifest.QUEUES:
         expected_queues |= {queue.name, f"{queue.name}-dlq"}  # every queue has its DLQ
+    if manifest.STATE_MACHINES:
+        expected_queues.add("executions-dlq")  # failed, timed-out and aborted executions
     queues = {q["name"]: q for q in triggers["queues"]}
     assert set(queues) == expected_queues
     for fn in manifest.FUNCTIONS:

@@ -265,7 +265,7 @@ def test_the_twin_needs_no_database_for_functions_that_use_none(twin: Twin) -> N
     assert status["ready"] is True
 
 
-def test_random_key_secrets_survive_a_restart(tmp_path: Path) -> None:
+def test_random_shared_keys_survive_a_restart(tmp_path: Path) -> None:
     first = aws.random_key(tmp_path / "k.key")
     assert len(bytes.fromhex(first)) == 32
     assert aws.random_key(tmp_path / "k.key") == first

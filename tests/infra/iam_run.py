@@ -77,7 +77,40 @@ def _ramp(client: Client, ramp_type: str, corridor: dict[str, Any]) -> dict[str,
         body["payer"] = payer
     ramp = _ok(client.post("/v1/ramps", body, key=True), 201)
     keys = {ephemeral.address.lower(): ephemeral, user.address.lower(): user}
+    if ramp_type == "off":  # the user's wallet pays the input and its own gas
+        faucet = Client(client.base)
+        for asset, amount in (("USDC", corridor["min_amount"]), ("ETH", "0.01")):
+            _ok(faucet.post("/_sim/base/faucet", {"address": user.address, "asset": asset, "amount": amount}))
     return dict(_ok(client.post(f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": _signed(ramp, keys)})))
+
+
+def _recorded(database_url: str, ramp_id: str, timeout: float = 60.0) -> None:  # not money: seconds
+    """Wait until the rail's webhook of the ramp's payment is applied (before the ramp starts)."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM rails.payments WHERE reference = %s", (ramp_id,)).fetchone():
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"no payment recorded for {ramp_id} within {timeout:.0f}s")
+
+
+def _ended(client: Client, ramp_id: str, status: str, timeout: float = 90.0) -> None:  # not money: seconds
+    """Wait for the ramp's execution to end it in ``status``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = _ok(client.get(f"/v1/ramps/{ramp_id}"))
+        if shown["status"] not in ("initial", "running"):
+            assert shown["status"] == status, (ramp_id, shown["status"], shown["errors"])
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{ramp_id} did not end within {timeout:.0f}s")
 
 
 def ramp_requests(base: str, database_url: str, client: Client, root: Client) -> str:
@@ -92,6 +125,25 @@ def ramp_requests(base: str, database_url: str, client: Client, root: Client) ->
         _ok(anonymous.get(f"/v1/quotes/{ramp['quote_id']}"))
         _ok(client.post(f"/v1/ramps/{ramp['id']}/start", key=True), 202)
         _ok(client.get(f"/v1/ramps/{ramp['id']}"))
+        if ramp_type == "on":  # paid after start: the webhook path completes the payment wait
+            _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": ramp["id"]}))
+        _ended(client, ramp["id"], "completed")  # the worker: platform keys, the PIX key (mint, payout)
+    # Paid before start: the worker completes its own wait (SendTaskSuccess) …
+    early = _ramp(client, "on", by_type["on"])
+    _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": early["id"]}))
+    _recorded(database_url, early["id"])
+    _ok(client.post(f"/v1/ramps/{early['id']}/start", key=True), 202)
+    _ended(client, early["id"], "completed")
+    # … or fails it (SendTaskFailure) for a payment of another amount; after start, the webhook path does.
+    wrong = _ramp(client, "on", by_type["on"])
+    _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": wrong["id"], "amount": "11.00"}))
+    _recorded(database_url, wrong["id"])
+    _ok(client.post(f"/v1/ramps/{wrong['id']}/start", key=True), 202)
+    _ended(client, wrong["id"], "failed")
+    late = _ramp(client, "on", by_type["on"])
+    _ok(client.post(f"/v1/ramps/{late['id']}/start", key=True), 202)
+    _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": late["id"], "amount": "11.00"}))
+    _ended(client, late["id"], "failed")
     cancelled = _ramp(client, "on", by_type["on"])
     _ok(client.post(f"/v1/ramps/{cancelled['id']}/cancel"))  # closes its charge at the rail
     # One left unstarted past its start deadline: moved there in the database rather than waited
@@ -107,6 +159,17 @@ def ramp_requests(base: str, database_url: str, client: Client, root: Client) ->
     _ok(client.get(f"/v1/ramps?limit=1&cursor={page['next_cursor']}"))
     _ok(root.get("/v1/admin/ramps?status=running"))
     return str(stale["id"])
+
+
+def partner_plan_keys() -> dict[str, str]:
+    """The keys of the twin's partner plan (moto, in this process): name → value."""
+    import boto3
+
+    from infra.local import aws
+
+    client = boto3.client("apigateway", region_name=aws.REGION)
+    (plan,) = [p for p in client.get_usage_plans()["items"] if p["name"] == aws.usage_plan_name("partner_plan")]
+    return {k["name"]: k["value"] for k in client.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
 
 
 def representative_requests(base: str, database_url: str) -> None:
@@ -125,9 +188,11 @@ def representative_requests(base: str, database_url: str) -> None:
     _ok(anonymous.post("/v1/auth/logout", {"refresh_token": tokens["refresh_token"]}), 204)
     _ok(Client(base, token="not-a-token").get("/v1/me"), 401)  # the authorizer refuses
 
-    # admin: a partner whose key authenticates, deposits (one replayed)
+    # admin: a partner whose key authenticates (imported into the gateway's partner plan: the
+    # admin function's API Gateway calls), deposits (one replayed)
     root = admin(base)
     partner = _ok(root.post("/v1/admin/partners", {"name": "IAM Pay", "markup_bps": 5}), 201)
+    assert partner_plan_keys() == {partner["id"]: partner["api_key"]}
     _ok(Client(base).get("/v1/me", headers={"X-Api-Key": partner["api_key"]}))
 
     # accounts and transfers
@@ -187,7 +252,8 @@ def main() -> None:
     from infra.local.twin import Twin
 
     aws.isolate_environment()
-    twin = Twin(database_url=args.database_url, state_dir=args.state_dir, schedules=False, queues=False)
+    # Queues on: a PIX payment reaches the ramp through the webhook path (webhook_apply).
+    twin = Twin(database_url=args.database_url, state_dir=args.state_dir, schedules=False)
     with iam.recording() as calls, iam.cold_containers():
         try:
             representative_requests(twin.start(port=0, timeout=120), args.database_url)

@@ -19,7 +19,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.manifest import Queue
 from infra.stacks import readback
-from infra.stacks.asynchronous import VISIBILITY_FACTOR, check_visibility, dlq_name, expected_queues
+from infra.stacks.asynchronous import EXECUTIONS_DLQ, VISIBILITY_FACTOR, check_visibility, dlq_name, expected_queues
 from infra.stacks.compute import bound_queue, bound_state_machine, function_code_excludes, handler_package
 from tests.infra.conftest import Cloud, acknowledgment_problems, lint_problems, nag_violations
 from tests.support.fixture_manifest import FIXTURE_MANIFEST as FIXTURES
@@ -139,6 +139,8 @@ def test_every_dlq_has_a_depth_alarm(fixture_json: dict[str, Any]) -> None:
     dlqs = {dlq_name(q.name) for q in FIXTURES.queues} | {
         dlq_name(f.name) for f in FIXTURES.functions if f.asynchronous
     }
+    if FIXTURES.state_machines:
+        dlqs.add(EXECUTIONS_DLQ)  # failed, timed-out and aborted executions
     undelivered = {k for k in readback.resources(fixture_json, "AWS::SQS::Queue") if "UndeliveredAlarms" in k}
     assert len(undelivered) == 1, "the alarm topic's own DLQ, alarmed too"
     assert alarmed == {_queue_id(fixture_json, name) for name in dlqs} | undelivered

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra import manifest
 from infra.stacks import STAGES, readback
-from infra.stacks.asynchronous import dlq_name
+from infra.stacks.asynchronous import EXECUTIONS_DLQ, dlq_name
 from infra.stacks.gateway_responses import GATEWAY_PROBLEMS, PROBLEM_CONTENT_TYPE
 from infra.stacks.network import APP_SUBNETS, DATA_SUBNETS, EGRESS_SUBNETS, PUBLIC_SUBNETS
 from tests.infra.conftest import Cloud
@@ -469,6 +469,8 @@ def test_alarms_and_dashboard(dev_json: dict[str, Any], dev: Template) -> None:
     dlqs = {dlq_name(f.name) for f in manifest.FUNCTIONS if f.asynchronous} | {
         dlq_name(q.name) for q in manifest.QUEUES
     }
+    if manifest.STATE_MACHINES:
+        dlqs.add(EXECUTIONS_DLQ)  # failed, timed-out and aborted executions
     assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(dlqs) + 1, "and the undelivered alarms' DLQ"
     assert all(a["Threshold"] == 0 for a in by_metric["ApproximateNumberOfMessagesVisible"])
     # every function's errors; the authorizer's as errors less refusals (metric math)

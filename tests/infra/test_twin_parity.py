@@ -9,6 +9,7 @@ tests; ``RAMPART_E2E_URL`` compares with a twin that is already running instead.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -152,3 +153,36 @@ def test_state_machines(dev_json: dict[str, Any], twin_triggers: dict[str, Any])
     cloud = readback.state_machines(dev_json)
     assert cloud == {sm.name for sm in manifest.STATE_MACHINES}
     assert {m["name"] for m in twin_triggers["state_machines"]} == cloud
+
+
+def _with_machine_name(pattern: Mapping[str, Any], machines: Mapping[str, str]) -> tuple[str, str]:
+    """(state machine's manifest name, the pattern with its ARN replaced by that name, as JSON)."""
+    (arn,) = pattern["detail"]["stateMachineArn"]
+    name = machines[arn]
+    normalized = {**pattern, "detail": {**pattern["detail"], "stateMachineArn": [name]}}
+    return name, json.dumps(normalized, sort_keys=True)
+
+
+def test_execution_rules(dev_json: dict[str, Any], twin_triggers: dict[str, Any]) -> None:
+    """Each state machine's failed, timed-out and aborted executions go to the executions DLQ by
+    the same pattern on both sides (infra/stacks/asynchronous.py, infra/local/executions.py)."""
+    tagged = readback.tagged(dev_json, "AWS::StepFunctions::StateMachine", readback.STATE_MACHINE_TAG)
+    physical = {dev_json["Resources"][k]["Properties"]["StateMachineName"]: name for k, name in tagged.items()}
+    queues = readback.tagged(dev_json, "AWS::SQS::Queue", readback.QUEUE_TAG)
+    cloud = {}
+    for rule in readback.resources(dev_json, "AWS::Events::Rule").values():
+        props = rule["Properties"]
+        if "aws.states" not in props.get("EventPattern", {}).get("source", []):
+            continue
+        arns = {arn: physical[arn.rsplit(":", 1)[-1]] for arn in props["EventPattern"]["detail"]["stateMachineArn"]}
+        name, pattern = _with_machine_name(props["EventPattern"], arns)
+        targets = sorted(queues[i] for t in props["Targets"] for i in readback.referenced_logical_ids(t["Arn"]))
+        cloud[name] = (pattern, targets)
+    machines = {m["arn"]: m["name"] for m in twin_triggers["state_machines"]}
+    twin = {}
+    for rule in twin_triggers["execution_rules"]:
+        name, pattern = _with_machine_name(rule["event_pattern"], machines)
+        assert rule["state_machine"] == name
+        twin[name] = (pattern, sorted(rule["queues"]))
+    assert set(cloud) == {sm.name for sm in manifest.STATE_MACHINES}
+    assert twin == cloud

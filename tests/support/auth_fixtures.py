@@ -1,6 +1,7 @@
-"""Fixtures for integration tests of the auth and admin functions: moto for DynamoDB and
-Secrets Manager (with the tables of the manifest), the real PostgreSQL of ``pg_url``, a fresh JWT
-key ring, and every per-container singleton reset around each test.
+"""Fixtures for integration tests of the auth and admin functions: moto for DynamoDB, Secrets
+Manager and API Gateway (with the tables of the manifest, the partner usage plan the admin function
+imports keys into, and the users' shared API key the authorizer names), the real PostgreSQL of
+``pg_url``, a fresh JWT key ring, and every per-container singleton reset around each test.
 
 Use from a test module with ``pytest_plugins = ["tests.support.auth_fixtures"]``."""
 
@@ -13,6 +14,9 @@ from typing import Any
 import pytest
 
 from tests.support.aws import IDEMPOTENCY_TABLE, RATE_LIMIT_TABLE, create_tables, new_key_ring
+
+PARTNER_PLAN = "rampart-test-partner-plan"
+USERS_API_KEY = "users-" + "0123456789abcdef" * 4  # the users' shared key of these tests
 
 
 def reset_singletons() -> None:
@@ -31,7 +35,8 @@ def reset_singletons() -> None:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto, in process, with the rate-limit and idempotency tables."""
+    """moto, in process, with the rate-limit and idempotency tables, the partner usage plan
+    (``RAMPART_PARTNER_USAGE_PLAN``) and the users' key secret (``RAMPART_USERS_API_KEY_ARN``)."""
     import boto3
     from moto import mock_aws
 
@@ -45,6 +50,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         create_tables(boto3.client("dynamodb"))
+        boto3.client("apigateway").create_usage_plan(name=PARTNER_PLAN)
+        secretsmanager = boto3.client("secretsmanager")
+        users_key = secretsmanager.create_secret(Name="rampart-users-api-key", SecretString=USERS_API_KEY)
+        monkeypatch.setenv("RAMPART_PARTNER_USAGE_PLAN", PARTNER_PLAN)
+        monkeypatch.setenv("RAMPART_USERS_API_KEY_ARN", users_key["ARN"])
         yield
 
 

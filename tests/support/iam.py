@@ -21,6 +21,13 @@ This module closes that gap in two halves:
   the grants no call used. Some calls imply another permission (``GetSecretValue`` on a secret
   encrypted with a customer-managed key needs ``kms:Decrypt`` on that key): :func:`required`
   adds those.
+
+API Gateway's management API is authorized by HTTP verb on a path (``apigateway:POST`` on
+``arn:…:apigateway:<region>::/apikeys``): a call is recorded as that verb on
+``apigateway:/apikeys`` or ``apigateway:/usageplans``, or on ``usage_plan:<plan>/keys`` for a
+plan's keys. A plan is named by its id in a call; the ids are learnt from the ``GetUsagePlans``
+replies the same process saw (a function finds its plan by name that way first), so the call
+names the plan, and the template's ``rampart:usage-plan`` tag names it on the grant's side.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -112,6 +120,7 @@ def _watch_the_twins_runtime() -> None:
 
     def invoke(self: Any, event: Any, request_id: str | None = None) -> Any:
         invoked.add(self.fn.name)
+        _learn_task_token(event)
         for hook in list(_before_invoke):
             hook()
         stack = getattr(_running, "functions", None)
@@ -170,6 +179,53 @@ def _tail(value: str, separator: str) -> str:
     return value.rstrip(separator).rsplit(separator, 1)[-1]
 
 
+# API Gateway's operations as IAM sees them: (verb, path), ``{usagePlanId}`` taken from the call.
+APIGATEWAY_PATHS = {
+    "CreateApiKey": ("POST", "/apikeys"),
+    "GetApiKeys": ("GET", "/apikeys"),
+    "GetUsagePlans": ("GET", "/usageplans"),
+    "CreateUsagePlanKey": ("POST", "/usageplans/{usagePlanId}/keys"),
+    "GetUsagePlanKeys": ("GET", "/usageplans/{usagePlanId}/keys"),
+}
+_usage_plan_names: dict[str, str] = {}  # usage plan id → its name, from GetUsagePlans replies
+
+
+def _apigateway_call(function: str, operation: str, params: Mapping[str, Any]) -> Call:
+    verb, path = APIGATEWAY_PATHS.get(operation, ("?", f"/{operation}"))
+    plan = params.get("usagePlanId")
+    if plan is None:
+        return Call(function, f"apigateway:{verb}", f"apigateway:{path}")
+    named = _usage_plan_names.get(str(plan), str(plan))
+    return Call(function, f"apigateway:{verb}", f"usage_plan:{named}{path.split('{usagePlanId}', 1)[1]}")
+
+
+# A task token → the manifest name of the state machine whose task it is (SendTaskSuccess and
+# SendTaskFailure are authorized on that machine; the token alone does not say which).
+_task_machines: dict[str, str] = {}
+
+
+def _learn_task_token(event: Any) -> None:
+    """A waiting task's payload carries its token and its execution's ARN (the ASL passes
+    ``$$.Execution.Id``): arn:…:execution:<physical machine name>:<execution>."""
+    from infra.manifest import MANIFEST
+
+    if not isinstance(event, Mapping):
+        return
+    token, execution = event.get("task_token"), event.get("execution")
+    if isinstance(token, str) and isinstance(execution, str) and ":execution:" in execution:
+        physical = execution.split(":")[6]
+        for machine in MANIFEST.state_machines:
+            if physical.endswith(f"-{machine.name}"):
+                _task_machines[token] = machine.name
+
+
+def _learn_usage_plans(parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+    """``after-call.api-gateway.GetUsagePlans``: remember each plan's name by its id."""
+    for plan in (parsed or {}).get("items", []) or []:
+        if plan.get("id") and plan.get("name"):
+            _usage_plan_names[str(plan["id"])] = str(plan["name"])
+
+
 def calls_of(function: str, prefix: str, operation: str, params: Mapping[str, Any]) -> list[Call]:
     """The IAM actions and raw resources one API call needs."""
     action = ACTION_NAMES.get((prefix, operation), f"{prefix}:{operation}")
@@ -188,6 +244,8 @@ def calls_of(function: str, prefix: str, operation: str, params: Mapping[str, An
         return [Call(function, action, f"queue:{_tail(url, '/')}")]
     if prefix == "secretsmanager":
         return [Call(function, action, f"secret:{params.get('SecretId', '')}")]
+    if prefix == "states" and "taskToken" in params:
+        return [Call(function, action, f"state_machine:{_task_machines.get(str(params['taskToken']), '')}")]
     if prefix == "states":
         arn = str(params.get("stateMachineArn") or params.get("executionArn") or "")
         parts = arn.split(":")
@@ -196,6 +254,8 @@ def calls_of(function: str, prefix: str, operation: str, params: Mapping[str, An
         return [Call(function, action, f"state_machine:{name}")]
     if prefix == "lambda":
         return [Call(function, action, f"function:{params.get('FunctionName', '')}")]
+    if prefix == "apigateway":
+        return [_apigateway_call(function, operation, params)]
     return [Call(function, action, "*")]
 
 
@@ -234,6 +294,7 @@ def install() -> None:
     from infra.local.aws import register_handler
 
     register_handler(EVENT, _on_params)
+    register_handler("after-call.api-gateway.GetUsagePlans", _learn_usage_plans)
     _watch_the_twins_runtime()
     _installed = True
 
@@ -309,7 +370,14 @@ def _manifest_names() -> dict[str, set[str]]:
         "secret": {s.name for s in MANIFEST.secrets},
         "state_machine": {m.name for m in MANIFEST.state_machines},
         "function": {f.name for f in MANIFEST.functions},
+        "usage_plan": {p.name for p in MANIFEST.usage_plans},
+        "apigateway": set(_gateway_collections()),
     }
+
+
+def _gateway_collections() -> list[str]:
+    """API Gateway's paths that are no one resource (``/apikeys``, ``/usageplans``)."""
+    return sorted({path for _, path in APIGATEWAY_PATHS.values() if "{" not in path})
 
 
 # The prefixes the twin (infra/local/aws.py) and the in-process tests (tests/support/aws.py) name
@@ -324,7 +392,12 @@ def normalize(call: Call) -> Call:
     known = _manifest_names().get(kind)
     if known is None:
         return call
-    name = raw
+    if kind == "apigateway":
+        return call
+    name, sub = raw, ""
+    if kind == "usage_plan":  # <plan>/keys
+        name, slash, rest = raw.partition("/")
+        sub = slash + rest
     if kind == "secret" and ":secret:" in name:  # arn:…:secret:<name>-<6 random characters>
         name = name.split(":secret:", 1)[1]
         name = name[:-7] if len(name) > 7 and name[-7] == "-" else name
@@ -336,12 +409,14 @@ def normalize(call: Call) -> Call:
             break
     for candidate in known:
         if name in (candidate, candidate.replace("_", "-")):
-            return Call(call.function, call.action, f"{kind}:{candidate}")
+            return Call(call.function, call.action, f"{kind}:{candidate}{sub}")
     return call
 
 
 def is_known(call: Call) -> bool:
     kind, _, name = call.resource.partition(":")
+    if kind == "usage_plan":
+        name = name.partition("/")[0]
     return name in _manifest_names().get(kind, set())
 
 
@@ -359,6 +434,7 @@ def tag_kinds() -> dict[str, str]:
         readback.STATE_MACHINE_TAG: "state_machine",
         readback.FUNCTION_TAG: "function",
         readback.KEY_TAG: "key",
+        readback.USAGE_PLAN_TAG: "usage_plan",
     }
 
 
@@ -412,12 +488,22 @@ def _first_ref(value: Any) -> str | None:
     return None
 
 
+_GATEWAY_ARN = re.compile(r"^arn:[^:]*:apigateway:[^:]*::(/[^{}]+)$")
+# A state machine bound by its name-derived ARN (infra/stacks/stack.py: no construct reference, no cycle).
+_STATE_MACHINE_ARN = re.compile(r"^arn:[^:]*:states:[^:]*:[^:]*:stateMachine:rampart-[a-z]+-([A-Za-z0-9_]+)$")
+
+
 def resolve(value: Any, names: Mapping[str, str]) -> tuple[str, str]:
-    """A statement's resource → (resource name, suffix after it)."""
+    """A statement's resource → (resource name, suffix after it). API Gateway's collections
+    (``arn:…:apigateway:<region>::/apikeys``) → ``apigateway:/apikeys``."""
     if value == "*":
         return "*", ""
     if isinstance(value, str):
-        return value, ""
+        gateway = _GATEWAY_ARN.match(value)
+        if gateway:
+            return f"apigateway:{gateway.group(1)}", ""
+        machine = _STATE_MACHINE_ARN.match(value)
+        return (f"state_machine:{machine.group(1)}", "") if machine else (value, "")
     if isinstance(value, Mapping) and "Fn::Join" in value:
         parts = value["Fn::Join"][1]
         for i, part in enumerate(parts):
@@ -481,6 +567,8 @@ def covers(grant: Grant, call: Call) -> bool:
         return False
     if grant.resource == "*":
         return True
+    if grant.suffix.startswith("/") and grant.resource + grant.suffix == call.resource:
+        return True  # a path under the resource (a usage plan's /keys)
     if grant.resource != call.resource:
         return False
     return grant.suffix == "" or call.action in SUB_RESOURCE_ACTIONS

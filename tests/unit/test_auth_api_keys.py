@@ -1,4 +1,5 @@
-"""Partner API keys and refresh tokens: random, recognisable, stored only as SHA-256 digests."""
+"""Partner API keys and refresh tokens: random, recognisable, stored only as SHA-256 digests; a
+partner's key imported into the gateway's usage plan before the partner is stored."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rampart.auth import AccessTokens, AuthService, InvalidToken, KeyRing, Partner, StaticKeys
+from rampart.auth import AccessTokens, ApiKeysUnavailable, AuthService, InvalidToken, KeyRing, Partner, StaticKeys
 from rampart.auth.opaque import (
     API_KEY_PREFIX,
     REFRESH_TOKEN_PREFIX,
@@ -141,3 +142,51 @@ def test_partner_rules(service: AuthService, name: str, bps: int, field: str) ->
     with pytest.raises(ValidationFailed) as refused:
         service.create_partner(name, bps)
     assert refused.value.field == field
+
+
+# The gateway's partner usage plan (issue 12 §3): the key is imported before the partner exists.
+
+
+@dataclass
+class Gateway:
+    """An ApiKeyRegistry in memory, which records what the store held when it was called."""
+
+    store: PartnerStore
+    fail: bool = False
+    keys: dict[str, str] = field(default_factory=dict)  # name → key
+    stored_before: list[int] = field(default_factory=list)
+
+    def register(self, name: str, key: str) -> None:
+        self.stored_before.append(len(self.store.rows))
+        if self.fail:
+            raise ApiKeysUnavailable("API Gateway did not answer")
+        self.keys[name] = key
+
+
+def _with_gateway(store: PartnerStore, gateway: Gateway) -> AuthService:
+    keys = StaticKeys(KeyRing("k", {"k": secrets.token_bytes(32)}))
+    return AuthService(store, AccessTokens(keys), api_keys=gateway)  # type: ignore[arg-type]
+
+
+def test_a_partners_key_is_imported_into_the_gateway_before_the_partner_is_stored(store: PartnerStore) -> None:
+    gateway = Gateway(store)
+    partner, key = _with_gateway(store, gateway).create_partner("Acme Pay", 150)
+    assert gateway.keys == {partner.id: key}, "the gateway key is named after the partner and holds its key"
+    assert gateway.stored_before == [0], "imported before the partner row exists"
+    assert len(store.rows) == 1
+
+
+def test_a_gateway_that_does_not_take_the_key_leaves_no_partner(store: PartnerStore) -> None:
+    gateway = Gateway(store, fail=True)
+    with pytest.raises(ApiKeysUnavailable) as refused:
+        _with_gateway(store, gateway).create_partner("Acme Pay", 150)
+    assert (refused.value.status, refused.value.slug) == (503, "service-unavailable")
+    assert refused.value.headers["Retry-After"] == "2"
+    assert store.rows == {}
+
+
+def test_a_refused_body_never_reaches_the_gateway(store: PartnerStore) -> None:
+    gateway = Gateway(store)
+    with pytest.raises(ValidationFailed):
+        _with_gateway(store, gateway).create_partner("", 0)
+    assert gateway.stored_before == []

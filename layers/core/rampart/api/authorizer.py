@@ -13,8 +13,12 @@ which API.md reserves for an authenticated caller without the right). Lambda cou
 as a function error, so each refusal is also counted as the ``AuthorizerRefused`` metric and the
 error alarm watches errors less refusals (infra/stacks/observability.py).
 
-A partner's policy carries ``usageIdentifierKey``: the API key it presented, which API Gateway
-(API key source ``AUTHORIZER``) matches to that partner's key of the partner usage plan.
+Every policy carries ``usageIdentifierKey``: every authenticated method requires an API key
+(``apiKeyRequired``) and API Gateway (API key source ``AUTHORIZER``) takes it from here, then
+throttles and meters the caller by the usage plan that key is in. A partner is named by the key it
+presented (its own key of the partner plan, imported when the partner was created); a user — any
+bearer token, admins included — by the users' shared key of the users plan (a secret the
+deployment imports). A key API Gateway does not find in a plan of the stage is refused (403).
 
 No API Gateway authorizer cache: its cache key is every identity source, all of which must be
 present, and a caller presents one of two headers (``Authorization`` or ``X-Api-Key``); a cache
@@ -104,15 +108,16 @@ def policy(identity: Identity, method_arn: str, usage_key: str | None = None) ->
     return result
 
 
-def usage_key(event: dict[str, Any], identity: Identity) -> str | None:
-    """A partner's API key as presented: what the usage plan knows the partner by."""
-    if identity.partner_id is None:
-        return None
+def usage_key(event: dict[str, Any], identity: Identity, users_key: str | None = None) -> str | None:
+    """The key API Gateway meters this caller by: a partner's API key as presented (its key of
+    the partner plan), else — a bearer token — the users' shared key (``users_key``)."""
     try:
         kind, secret = credentials(event)
     except Unauthorized:
         return None
-    return secret if kind == "api_key" else None
+    if identity.partner_id is not None:
+        return secret if kind == "api_key" else None
+    return users_key if kind == "bearer" else None
 
 
 class IdentityCache:
@@ -155,16 +160,18 @@ class IdentityCache:
 # The entry stack of the ``authorizer`` kind ------------------------------------------------------
 
 Authenticate = Callable[[dict[str, Any]], Identity]
+UsersKey = Callable[[], str | None]
 
 
 def authorizer_entry(
-    service: str = "authorizer", *, requires: Iterable[str] = ()
+    service: str = "authorizer", *, requires: Iterable[str] = (), users_key: UsersKey | None = None
 ) -> Callable[[Authenticate], LambdaHandler]:
     """The authorizer's handler around ``authenticate(event) -> Identity``, on the shared entry
     stack (Logger with the request's correlation id, Tracer, Metrics, settings validated once).
     A refusal — :class:`Unauthorized`, an :class:`InvalidToken`, any ``DomainError`` — is logged
     with its reason, counted (``AuthorizerRefused``) and raised as ``Unauthorized`` (API Gateway:
-    401); any other fault propagates (API Gateway: 500). The identity becomes :func:`policy`."""
+    401); any other fault propagates (API Gateway: 500). The identity becomes :func:`policy`,
+    with :func:`usage_key`; ``users_key()`` gives the users' shared key, asked only for a user."""
 
     def decorate(authenticate: Authenticate) -> LambdaHandler:
         entry = Entry(service, requires=requires)
@@ -178,7 +185,8 @@ def authorizer_entry(
                 entry.count("AuthorizerRefused")
                 raise Unauthorized() from None
             entry.logger.append_keys(principal_id=identity.id, role=identity.role)
-            return policy(identity, str(event.get("methodArn", "")), usage_key(event, identity))
+            shared = users_key() if users_key is not None and identity.partner_id is None else None
+            return policy(identity, str(event.get("methodArn", "")), usage_key(event, identity, shared))
 
         def correlation(event: Any, context: Any) -> str | None:
             return header(event, "X-Correlation-Id") if isinstance(event, dict) else None

@@ -36,6 +36,23 @@ class RateLimited(DomainError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class ApiKeysUnavailable(DomainError):
+    """API Gateway did not take a partner's key (it did not answer, throttled us, or refused):
+    the partner was not created; the caller may try again after ``Retry-After``."""
+
+    slug = "service-unavailable"
+    status = 503
+    title = "A dependency is unavailable"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 2) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class InvalidToken(Exception):
     """An access token that does not verify. Internal: the service/authorizer turns it into a
     401 (or, in the authorizer, into API Gateway's ``Unauthorized``)."""

@@ -1,5 +1,6 @@
 """What the auth domain needs from the outside. PostgreSQL implements :class:`AuthStore`,
-DynamoDB :class:`RateLimitCounter`; the domain never imports a driver or an SDK."""
+DynamoDB :class:`RateLimitCounter`, API Gateway :class:`ApiKeyRegistry`; the domain never
+imports a driver or an SDK."""
 
 from __future__ import annotations
 
@@ -62,3 +63,14 @@ class RateLimitCounter(Protocol):
         ...
 
     def clear(self, key: str) -> None: ...
+
+
+class ApiKeyRegistry(Protocol):
+    """Where a partner's API key must be known besides our own store: API Gateway's partner usage
+    plan, which meters and throttles each key the authorizer names (``usageIdentifierKey``)."""
+
+    def register(self, name: str, key: str) -> None:
+        """Import ``key`` (its plaintext; named ``name``, the partner's id) and put it in the
+        partner plan. :class:`~rampart.auth.errors.ApiKeysUnavailable` when that did not happen;
+        a key imported but never stored by us is harmless (no one knows its value)."""
+        ...

@@ -1,8 +1,9 @@
 """The auth use cases: register, login (throttled), refresh (rotating, reuse-detecting), logout,
 me, partners and their API keys, the authorizer's checks, and seeding the admin.
 
-Storage is an :class:`AuthStore`, the login counter a :class:`RateLimitCounter`; nothing here
-knows about PostgreSQL, DynamoDB or HTTP."""
+Storage is an :class:`AuthStore`, the login counter a :class:`RateLimitCounter`, API Gateway's
+partner usage plan an :class:`ApiKeyRegistry`; nothing here knows about PostgreSQL, DynamoDB,
+API Gateway or HTTP."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from rampart.auth.opaque import (
     new_refresh_token,
 )
 from rampart.auth.passwords import MAX_LENGTH, MIN_LENGTH, PasswordHasher
-from rampart.auth.ports import AuthStore
+from rampart.auth.ports import ApiKeyRegistry, AuthStore
 from rampart.auth.throttle import LoginThrottle
 from rampart.auth.tokens import AccessTokens
 from rampart.core.errors import ValidationFailed
@@ -62,8 +63,13 @@ class AuthService:
         passwords: PasswordHasher | None = None,
         refresh_token_seconds: int = REFRESH_TOKEN_SECONDS,
         ids: Callable[[str], str] = new_id,
+        api_keys: ApiKeyRegistry | None = None,
     ) -> None:
+        """``api_keys``: where a new partner's key is imported before the partner is stored (the
+        admin function's API Gateway usage plan); None imports it nowhere (the authorizer, seeding,
+        tests and benchmarks that make partners directly)."""
         self._store = store
+        self._api_keys = api_keys
         self.tokens = tokens
         self._throttle = throttle
         self._passwords = passwords or PasswordHasher()
@@ -152,13 +158,24 @@ class AuthService:
 
     # partners ---------------------------------------------------------------------------------
     def create_partner(self, name: str, markup_bps: int) -> tuple[Partner, str]:
-        """A partner and its API key: the key is returned this once and stored as a digest."""
+        """A partner and its API key: the key is returned this once and stored as a digest.
+
+        The key is imported into the gateway's partner plan (``api_keys``) *before* the partner is
+        stored, so a stored partner always has its gateway key: every authenticated method
+        requires one, and a partner without it would be refused everywhere. The other way round is
+        harmless: a key imported for a partner that was then not stored (the database failed) has
+        a value no one ever saw and no partner behind it, so the authorizer refuses it; a retry
+        makes a new partner with a new key. An import that fails raises
+        :class:`~rampart.auth.errors.ApiKeysUnavailable` (503) and stores nothing."""
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100 or len(name) > 100:
             raise ValidationFailed("name must be 1 to 100 characters", field="/name")
         if isinstance(markup_bps, bool) or not isinstance(markup_bps, int) or not 0 <= markup_bps <= MAX_BPS:
             raise ValidationFailed(f"markup_bps must be an integer from 0 to {MAX_BPS}", field="/markup_bps")
         key = new_api_key()
-        partner = self._store.create_partner(self._new_id("prt"), name, markup_bps, digest(key), api_key_hint(key))
+        partner_id = self._new_id("prt")
+        if self._api_keys is not None:
+            self._api_keys.register(partner_id, key)
+        partner = self._store.create_partner(partner_id, name, markup_bps, digest(key), api_key_hint(key))
         return partner, key
 
     # the authorizer ---------------------------------------------------------------------------

@@ -46,8 +46,16 @@ class Settings(BaseSettings):
     pix_webhook_secret_arn: str | None = Field(None, alias="RAMPART_PIX_WEBHOOK_SECRET_ARN")  # PIX's whsec_ secrets
     provider_events_queue_url: str | None = Field(None, alias="RAMPART_PROVIDER_EVENTS_QUEUE_URL")  # webhooks in
     pix_api_key_arn: str | None = Field(None, alias="RAMPART_PIX_API_KEY_ARN")  # the PIX provider's API key
+    platform_keys_arn: str | None = Field(None, alias="RAMPART_PLATFORM_KEYS_ARN")  # {network: {role: key}}
     brl_on_state_machine_arn: str | None = Field(None, alias="RAMPART_BRL_ON_STATE_MACHINE_ARN")
     brl_off_state_machine_arn: str | None = Field(None, alias="RAMPART_BRL_OFF_STATE_MACHINE_ARN")
+    # API Gateway's usage plans (manifest ``UsagePlan``), by name: the partner plan (the admin
+    # function imports each new partner's key there) and the users plan (its one key is the
+    # deployment's; no function uses it now). And the users' shared key (the authorizer names it
+    # as the usageIdentifierKey of every bearer token).
+    partner_usage_plan: str | None = Field(None, alias="RAMPART_PARTNER_USAGE_PLAN")
+    users_usage_plan: str | None = Field(None, alias="RAMPART_USERS_USAGE_PLAN")
+    users_api_key_arn: str | None = Field(None, alias="RAMPART_USERS_API_KEY_ARN")
     # The outside world (manifest ``External`` resources): where each chain and provider answers.
     base_rpc_url: str | None = Field(None, alias="RAMPART_BASE_RPC_URL")  # EVM JSON-RPC of base
     base_contracts: str | None = Field(None, alias="RAMPART_BASE_CONTRACTS")  # USDC=0x…,BRLA=0x…,pool=0x…,sweeper=0x…

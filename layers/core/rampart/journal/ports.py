@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from rampart.journal.models import Claim, Operation, OperationStatus
+from rampart.journal.models import Claim, Holder, Movement, Operation, OperationStatus
 
 
 class JournalStore(Protocol):
@@ -45,11 +45,17 @@ class JournalStore(Protocol):
         *,
         outcome: Mapping[str, Any] | None = None,
         error: str | None = None,
+        movements: Sequence[Movement] = (),
         also: Callable[[Any], None] | None = None,
     ) -> Operation:
         """One transaction: the operation becomes ``confirmed``, ``failed`` or ``unknown`` (only by
-        the claim that holds it, and only once), and ``also(connection)`` runs on the same
-        transaction (the ledger mirror, the ramp's phase): all of it commits, or none."""
+        the claim that holds it, and only once), a confirmed one's ``movements`` are mirrored in
+        the ledger, and ``also(connection)`` runs on the same transaction: all of it commits, or
+        none."""
+        ...
+
+    def open_mirror(self, holder: Holder, asset: str, balance: Callable[[], int], serialize_on: str) -> bool:
+        """The mirror of a platform account, opened with its current balance (once)."""
         ...
 
     def operation(self, key: str) -> Operation | None: ...

@@ -230,3 +230,8 @@ class EvmChainPort(Chain, Protocol):
     def sign(self, blueprint: Blueprint, private_key: str) -> str:
         """A platform account's signature of its own blueprint: the ``0x…`` raw transaction."""
         ...
+
+    def received(self, receipt: Receipt, asset: str, to: str) -> int:
+        """Base units of token ``asset`` the transaction of ``receipt`` transferred to ``to`` (its
+        ``Transfer`` events)."""
+        ...

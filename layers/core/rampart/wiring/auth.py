@@ -6,14 +6,27 @@ Settings (:mod:`rampart.core.settings`, validated at cold start):
   Manager, cached per container, reloaded early for an unknown kid);
 - ``rate_limit_table``: the DynamoDB table of login-failure counters (login only);
 - ``admin_secret_arn``: the admin's credentials (the deploy step seeds it);
-  ``admin_email`` / ``admin_password``: the defaults of :func:`seed_admin`.
+  ``admin_email`` / ``admin_password``: the defaults of :func:`seed_admin`;
+- ``partner_usage_plan``: the name of API Gateway's partner usage plan, where the admin function
+  imports each new partner's key (:func:`partners`);
+- ``users_api_key_arn``: the users' shared API key, the authorizer's ``usageIdentifierKey`` for
+  every bearer token (:func:`users_api_key`, cached per container like the other secrets).
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from rampart.auth import AccessTokens, AuthService, CachedKeys, KeyRing, LoginThrottle, StaticKeys, User
+from rampart.auth import (
+    AccessTokens,
+    ApiKeyRegistry,
+    AuthService,
+    CachedKeys,
+    KeyRing,
+    LoginThrottle,
+    StaticKeys,
+    User,
+)
 from rampart.auth.tokens import KeySource
 from rampart.core.settings import ConfigurationError, settings
 
@@ -53,11 +66,45 @@ def access_tokens() -> AccessTokens:
 
 @cache
 def authenticator() -> AuthService:
-    """Without login throttling: the authorizer, the admin function, seeding."""
+    """Without login throttling and without the gateway: the authorizer, seeding."""
     from rampart.adapters.postgres.auth_store import PostgresAuthStore
     from rampart.adapters.postgres.db import get_database
 
     return AuthService(PostgresAuthStore(get_database()), access_tokens())
+
+
+@cache
+def api_keys() -> ApiKeyRegistry:
+    """API Gateway's partner usage plan (``partner_usage_plan``: its name)."""
+    from rampart.adapters.aws.apigateway import ApiGatewayUsagePlanKeys
+
+    plan = settings().partner_usage_plan
+    if not plan:
+        raise ConfigurationError("RAMPART_PARTNER_USAGE_PLAN is not set: a partner's key would not reach the gateway")
+    return ApiGatewayUsagePlanKeys(plan)
+
+
+@cache
+def partners() -> AuthService:
+    """The admin function's: partners are created with their key imported into the gateway's
+    partner usage plan first (:meth:`AuthService.create_partner`)."""
+    from rampart.adapters.postgres.auth_store import PostgresAuthStore
+    from rampart.adapters.postgres.db import get_database
+
+    return AuthService(PostgresAuthStore(get_database()), access_tokens(), api_keys=api_keys())
+
+
+def users_api_key() -> str | None:
+    """The users' shared API key (``users_api_key_arn``), read through the per-container secret
+    cache. None when the environment names no such secret: a deployed authorizer always has it
+    (its ``RAMPART_USES`` lists it, and the cold start refuses to run without it); a test or a
+    benchmark that calls the handler with a partial environment gets policies without a key."""
+    arn = settings().users_api_key_arn
+    if not arn:
+        return None
+    from rampart.adapters.aws.secrets import get_secret
+
+    return get_secret(arn).strip()
 
 
 @cache
@@ -108,5 +155,5 @@ def seed_admin(email: str | None = None, password: str | None = None) -> User:
 
 def reset() -> None:
     """Forget every singleton (tests, twin restarts)."""
-    for function in (keys, access_tokens, authenticator, auth):
+    for function in (keys, access_tokens, authenticator, auth, api_keys, partners):
         function.cache_clear()

@@ -19,6 +19,7 @@ from rampart.wiring.ledger import _DeferredCursors
 
 if TYPE_CHECKING:
     from rampart.adapters.postgres.db import Database
+    from rampart.ramps.execution import Executor
 
 
 def pairs(text: str | None, what: str) -> dict[str, str]:
@@ -129,10 +130,87 @@ def service() -> RampService:
 _built: tuple[Database, RampService] | None = None
 
 
+@cache
+def platform_keys() -> Mapping[str, str]:
+    """The platform's private keys by role (the ``platform_keys`` secret: ``{"base": {role: key}}``)."""
+    import json
+
+    from rampart.adapters.aws.secrets import get_secret
+
+    arn = settings().platform_keys_arn
+    if not arn:
+        raise ConfigurationError("set RAMPART_PLATFORM_KEYS_ARN: the platform's keys sign its own transactions")
+    try:
+        parsed = json.loads(get_secret(arn))
+        keys = {f"{network}:{role}": str(key) for network, roles in parsed.items() for role, key in roles.items()}
+    except (ValueError, AttributeError, TypeError):
+        raise ConfigurationError("the platform_keys secret is not {network: {role: key}} JSON") from None
+    return keys
+
+
+def _key(network: str, role: str) -> str:
+    found = platform_keys().get(f"{network}:{role}")
+    if found is None:
+        raise ConfigurationError(f"no platform key for {role} on {network}")
+    return found
+
+
+def executor() -> Executor:
+    """The container's executor of ramp phases (the ``ramp_worker``)."""
+    from rampart.adapters.aws.stepfunctions import StepFunctionsTasks
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.journal_store import PostgresJournalStore
+    from rampart.adapters.postgres.rail_store import PostgresRailReader
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+    from rampart.ramps.execution import Executor
+
+    global _executor
+    database, built = get_database(), _executor
+    if built is None or built[0] is not database:
+        made = Executor(
+            PostgresRampStore(database),
+            PostgresJournalStore(database),
+            chains=chain,
+            rails=rail,
+            payments=PostgresRailReader(database),
+            tasks=StepFunctionsTasks(),
+            platform=platform,
+            keys=_key,
+        )
+        built = _executor = (database, made)
+    return built[1]
+
+
+_executor: tuple[Database, Executor] | None = None
+
+
+def resume_payment_wait(reference: str) -> bool:
+    """After the rail recorded a payment for ``reference`` (a ramp id): complete the ramp's payment
+    wait if its task token is kept (the webhook path calls this)."""
+    from rampart.adapters.aws.stepfunctions import StepFunctionsTasks
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.rail_store import PostgresRailReader
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+    from rampart.ramps.execution import complete_payment_wait, payment_verdict
+
+    database = get_database()
+    ramps = PostgresRampStore(database)
+    token, phase = ramps.task_token(reference)
+    if token is None or phase != "payment":
+        return False
+    ramp = ramps.ramp(reference)
+    if ramp is None or ramp.status != "running":
+        return False
+    verdict = payment_verdict(PostgresRailReader(database).payments_for(ramp.corridor.rail, reference), ramp)
+    return complete_payment_wait(StepFunctionsTasks(), token, verdict)
+
+
 def reset() -> None:
     """Forget every singleton (tests, twin restarts)."""
-    global _built
+    global _built, _executor
     _built = None
+    _executor = None
+    platform_keys.cache_clear()
     chain.cache_clear()
     platform.cache_clear()
     rail.cache_clear()

@@ -75,17 +75,29 @@ def service() -> WebhookService:
     return built[1]
 
 
-def apply_to_rails(event: InboxEvent, transaction: Any) -> str:
+def apply_to_rails(event: InboxEvent, transaction: Any, paid: list[str] | None = None) -> str:
     """The applier of rail providers' events: parsed strictly, applied to the rail state on the
-    inbox's transaction."""
+    inbox's transaction. The references of payments it records are added to ``paid``."""
     from rampart.adapters.postgres.rail_store import PostgresRailState
     from rampart.core import jsonbody
+    from rampart.rails.events import ChargePaid
 
-    return RailService(PostgresRailState(transaction)).apply(event.provider, parse_event(jsonbody.loads(event.body)))
+    parsed = parse_event(jsonbody.loads(event.body))
+    if paid is not None and isinstance(parsed, ChargePaid):
+        paid.append(parsed.reference)
+    return RailService(PostgresRailState(transaction)).apply(event.provider, parsed)
 
 
 def apply_message(body: Any) -> Applied:
-    return service().apply_message(body, apply_to_rails)
+    """Apply one queued event; once it committed, a payment it recorded completes the payment
+    wait of its ramp (the ramp's execution looks for it itself when its wait starts later)."""
+    from rampart.wiring import ramps
+
+    paid: list[str] = []
+    applied = service().apply_message(body, lambda event, transaction: apply_to_rails(event, transaction, paid))
+    for reference in paid:
+        ramps.resume_payment_wait(reference)
+    return applied
 
 
 def rails() -> PostgresRailReader:

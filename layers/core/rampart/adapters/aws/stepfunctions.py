@@ -47,3 +47,24 @@ class StepFunctionsWorkflows:
         except BotoCoreError as error:
             raise Transient(f"Step Functions did not answer ({type(error).__name__})") from None
         return str(started["executionArn"])
+
+
+class StepFunctionsTasks:
+    """Completes a waiting task by its token (SendTaskSuccess / SendTaskFailure)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("stepfunctions")
+        return self._client
+
+    def success(self, token: str, output: Mapping[str, Any]) -> None:
+        self.client.send_task_success(taskToken=token, output=json.dumps(dict(output)))
+
+    def failure(self, token: str, error: str, cause: str) -> None:
+        self.client.send_task_failure(taskToken=token, error=error[:256], cause=cause[:32768])

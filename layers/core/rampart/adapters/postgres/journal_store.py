@@ -175,6 +175,24 @@ class PostgresJournalStore:
                 also(conn)
         return _operation(row)
 
+    def open_mirror(self, holder: Holder, asset: str, balance: Callable[[], int], serialize_on: str) -> bool:
+        """Make the mirror of a platform account that already holds funds, opened with its balance
+        (``balance()``, ledger units) from the world; under the ``serialize_on`` lock its own
+        transactions take, so none moves it meanwhile. False when it existed."""
+        with self._db.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("journal:" + serialize_on,))
+            cur.execute(
+                "SELECT 1 FROM journal.mirrors WHERE network = %s AND address = %s AND asset = %s",
+                (holder.network, holder.key, asset),
+            )
+            if cur.fetchone() is not None:
+                return False
+            mirror_account(cur, holder, asset)
+            units = balance()
+            if units > 0:
+                post(cur, Movement(f"open:{holder.network}:{holder.key}:{asset}", asset, units, None, holder))
+            return True
+
     def operation(self, key: str) -> Operation | None:
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s", (key,))

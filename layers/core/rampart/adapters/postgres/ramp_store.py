@@ -349,3 +349,52 @@ class PostgresRampStore:
             ramp_id,
             InvalidPhase("no such ramp"),
         )
+
+    # -- execution (Ramps III) ------------------------------------------------------------------
+    def enter(self, ramp_id: str, phase: str) -> Ramp:
+        """The running ramp enters ``phase`` (history grows once: entering it again changes nothing)."""
+        return self._update(
+            "UPDATE ramps.ramps SET phase = %s, updated_at = now(), "
+            "history = history || jsonb_build_array(jsonb_build_object('phase', %s::text, 'entered_at', now()))"
+            " WHERE id = %s AND status = 'running' AND phase <> %s RETURNING id",
+            (phase, phase, ramp_id, phase),
+            ramp_id,
+        )
+
+    def finish(self, ramp_id: str, status: Status, phase: str) -> Ramp:
+        """The ramp ends (``completed`` / ``failed``) in ``phase``; its ephemerals are free again."""
+        with self._db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET status = %s, phase = %s, updated_at = now(), "
+                "history = CASE WHEN phase = %s THEN history ELSE history || jsonb_build_array("
+                "jsonb_build_object('phase', %s::text, 'entered_at', now())) END "
+                "WHERE id = %s AND status IN ('running', 'paused')",
+                (status, phase, phase, phase, ramp_id),
+            )
+            cur.execute("UPDATE ramps.ephemerals SET active = false WHERE ramp_id = %s AND active", (ramp_id,))
+        found = self.ramp(ramp_id)
+        assert found is not None
+        return found
+
+    def record_error(self, ramp_id: str, phase: str, message: str, recoverable: bool) -> None:
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET updated_at = now(), errors = errors || jsonb_build_array(jsonb_build_object("
+                "'phase', %s::text, 'message', %s::text, 'recoverable', %s::boolean, 'at', now())) WHERE id = %s",
+                (phase, message[:1000], recoverable, ramp_id),
+            )
+
+    def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None:
+        """``tx_hash`` under ``phase`` in the ramp's ``transactions`` (once)."""
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET transactions = jsonb_set(transactions, ARRAY[%s::text], "
+                "COALESCE(transactions -> %s::text, '[]'::jsonb) || jsonb_build_array(%s::text)) "
+                "WHERE id = %s AND NOT COALESCE(transactions -> %s::text, '[]'::jsonb) ? %s",
+                (phase, phase, tx_hash, ramp_id, phase, tx_hash),
+            )
+
+    def task_token(self, ramp_id: str) -> tuple[str | None, str | None]:
+        """The token of the task the ramp's execution waits on, and its phase."""
+        row = self._one("SELECT task_token, task_phase FROM ramps.ramps WHERE id = %s", (ramp_id,))
+        return (None, None) if row is None else (row["task_token"], row["task_phase"])

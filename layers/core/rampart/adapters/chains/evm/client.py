@@ -287,6 +287,18 @@ class EvmChain:
 
         return "0x" + bytes(Account.sign_transaction(dict(blueprint.tx_data), private_key).raw_transaction).hex()
 
+    def received(self, receipt: Receipt, asset: str, to: str) -> int:
+        """The sum of the token's ``Transfer(from, to, value)`` events to ``to`` in ``receipt``."""
+        token = self.contract(asset).lower()
+        topic = abi.event_topic("Token", "Transfer")
+        target = "0x" + "0" * 24 + self._checksum(to)[2:].lower()
+        total = 0
+        for log in receipt.logs:
+            ours = log.address.lower() == token and len(log.topics) == 3 and log.topics[0] == topic
+            if ours and log.topics[2].lower() == target:
+                total += int(log.data, 16)
+        return total
+
     # -- binding, submission, receipts ------------------------------------------------------
     def bind(self, blueprint: Blueprint, signed: Any) -> SignedTransaction:
         return bind_signed(blueprint, signed)

@@ -1,0 +1,625 @@
+"""A started ramp's phases, one Step Functions task each (``ramp_worker``): every external side
+effect claimed in the journal first, looked up before it is repeated, and settled with the ledger
+transfers that mirror it (ARCHITECTURE.md, "Journal, then act" and "The ledger mirrors the world").
+
+A phase is idempotent: run again (a retry, a recovery), it finds its operations in the journal —
+settled ones are skipped, unsettled ones looked up in the world (a receipt by hash, a mint or a
+payout by its key) and only then submitted again, with the same bytes or the same key.
+
+Errors are typed for the state machine's Retry and Catch (rampart.core.errors): a node or provider
+that does not answer, or a transaction not mined yet, is ``Transient``; a refused or reverted
+transaction, a wrong payment, a failed mint or payout is ``Permanent``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from rampart.core.errors import Permanent, Transient
+from rampart.core.money import scale_of
+from rampart.journal.models import Holder, Movement, operation_key
+from rampart.journal.ports import JournalStore
+from rampart.ramps.chains import (
+    Blueprint,
+    ChainUnavailable,
+    EvmChainPort,
+    FeeEstimate,
+    Receipt,
+    SignedTransaction,
+    TransactionRejected,
+)
+from rampart.ramps.models import NETWORK_DECIMALS, Ramp
+from rampart.ramps.pricing import to_chain
+from rampart.ramps.rails import MintRequest, PayoutRequest, Rail, RailError, RailRejected, RailUnavailable
+
+log = logging.getLogger("rampart.ramps.execution")
+
+LEASE_SECONDS = 120
+
+
+class ExecutionStore(Protocol):
+    def ramp(self, ramp_id: str) -> Ramp | None: ...
+    def enter(self, ramp_id: str, phase: str) -> Ramp: ...
+    def finish(self, ramp_id: str, status: Any, phase: str) -> Ramp: ...
+    def record_error(self, ramp_id: str, phase: str, message: str, recoverable: bool) -> None: ...
+    def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None: ...
+    def park(self, ramp_id: str, phase: str, task_token: str) -> Ramp: ...
+
+
+class Tasks(Protocol):
+    """Completes a waiting task of an execution (Step Functions' SendTaskSuccess / Failure)."""
+
+    def success(self, token: str, output: Mapping[str, Any]) -> None: ...
+    def failure(self, token: str, error: str, cause: str) -> None: ...
+
+
+class Payments(Protocol):
+    """What the rail's webhooks recorded: payments by charge reference (the ramp id)."""
+
+    def payments_for(self, provider: str, reference: str) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class PaymentVerdict:
+    """``accepted`` (the payment id to mint against), ``refused`` (why), or neither (none yet)."""
+
+    payment_id: str | None = None
+    refused: str | None = None
+
+
+def payment_verdict(payments: Sequence[Any], ramp: Ramp) -> PaymentVerdict:
+    """The ramp's payment as the rail recorded it: exactly the input, accepted → mint against it; a
+    payment the rail is refunding (another amount, another payer) → the ramp fails."""
+    for payment in payments:
+        if payment.status == "accepted" and Decimal(payment.amount) == ramp.quote.input_amount:
+            return PaymentVerdict(payment_id=payment.payment_id)
+    for payment in payments:
+        if payment.status in ("refunding", "refunded") or Decimal(payment.amount) != ramp.quote.input_amount:
+            return PaymentVerdict(
+                refused=f"a payment of {payment.amount} {payment.currency} was refused (expected "
+                f"{ramp.quote.input_amount}); the rail returns it"
+            )
+    return PaymentVerdict()
+
+
+class Executor:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        journal: JournalStore,
+        *,
+        chains: Callable[[str], EvmChainPort],
+        rails: Callable[[str], Rail],
+        payments: Payments,
+        tasks: Tasks,
+        platform: Callable[[str], Mapping[str, str]],
+        keys: Callable[[str, str], str],
+        receipt_wait_seconds: float = 10.0,  # not money: seconds
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._chains = chains
+        self._rails = rails
+        self._payments = payments
+        self._tasks = tasks
+        self._platform = platform
+        self._keys = keys
+        self._receipt_wait = receipt_wait_seconds
+
+    # -- the entry ------------------------------------------------------------------------------
+    def run(self, ramp_id: str, phase: str, *, task_token: str | None = None, error: Any = None) -> dict[str, Any]:
+        ramp = self._store.ramp(ramp_id)
+        if ramp is None:
+            raise Permanent(f"no ramp {ramp_id}")
+        if phase == "failed":
+            return self._failed(ramp, error)
+        if phase not in ramp.corridor.phases:
+            raise Permanent(f"{ramp.corridor.key} has no phase {phase}")
+        if ramp.status not in ("running", "paused"):
+            raise Permanent(f"ramp {ramp_id} is {ramp.status}: no phase runs")
+        ramp = self._store.enter(ramp_id, phase)
+        handler = getattr(self, f"_{phase}", None)
+        if handler is None:
+            raise Permanent(f"no handler for phase {phase}")
+        if phase == "payment":
+            if task_token is None:
+                raise Permanent("the payment phase waits on a task token")
+            handler(ramp, task_token)
+        else:
+            handler(ramp)
+        return {"ramp_id": ramp_id, "phase": phase}
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _chain(self, ramp: Ramp) -> EvmChainPort:
+        return self._chains(ramp.corridor.chain)
+
+    def _ledger_units(self, network: str, asset: str, units: int) -> int:
+        shift: int = scale_of(asset) - NETWORK_DECIMALS[network][asset]
+        factor: int = 10**shift
+        return int(units) * factor
+
+    def _ephemeral(self, ramp: Ramp) -> Holder:
+        account = next(a for a in ramp.signing_accounts if a.role == "ephemeral" and a.network == ramp.corridor.chain)
+        return Holder(account.network, account.address, "ephemeral")
+
+    def _platform_holder(self, ramp: Ramp, role: str) -> Holder:
+        return Holder(ramp.corridor.chain, self._platform(ramp.corridor.chain)[role], "platform")
+
+    def _signed(self, ramp: Ramp, phase: str, nonce: int, signer: str | None = None) -> SignedTransaction:
+        """The pre-signed transaction of ``phase`` at ``nonce``, bound again to its blueprint."""
+        for tx in ramp.unsigned_txs:
+            if tx.phase == phase and tx.nonce == nonce and (signer is None or tx.signer == signer):
+                raw = ramp.presigned[tx.key]["tx_data"]
+                return self._chain(ramp).bind(Blueprint(tx.network, tx.signer, tx.tx_data), raw)
+        raise Permanent(f"no pre-signed transaction for {phase} at nonce {nonce}")
+
+    def _receipt(self, chain: EvmChainPort, tx_hash: str) -> Receipt:
+        deadline = time.monotonic() + self._receipt_wait
+        while True:
+            receipt = chain.receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            if time.monotonic() >= deadline:
+                raise Transient(f"{tx_hash} is not mined yet")
+            time.sleep(0.2)  # not money: seconds
+
+    def _gas(self, key: str, payer: Holder, receipt: Receipt) -> Movement:
+        return Movement(f"{key}:gas", "ETH", receipt.fee, payer, None)
+
+    def _settle_receipt(
+        self,
+        ramp: Ramp,
+        phase: str,
+        key: str,
+        claim_id: str,
+        receipt: Receipt,
+        payer: Holder | None,
+        movements: Callable[[Receipt], list[Movement]],
+    ) -> Receipt:
+        self._store.add_transaction(ramp.id, phase, receipt.tx_hash)
+        if not receipt.success:
+            gas = [self._gas(key, payer, receipt)] if payer is not None and receipt.fee else []
+            self._journal.settle(
+                key, claim_id, "confirmed", outcome={"tx_hash": receipt.tx_hash, "reverted": True}, movements=gas
+            )
+            raise Permanent(f"{phase}: transaction {receipt.tx_hash} reverted ({receipt.revert_reason or 'no reason'})")
+        moved = movements(receipt)
+        if payer is not None and receipt.fee:
+            moved.append(self._gas(key, payer, receipt))
+        self._journal.settle(
+            key,
+            claim_id,
+            "confirmed",
+            outcome={"tx_hash": receipt.tx_hash, "block": receipt.block_number},
+            movements=moved,
+        )
+        return receipt
+
+    def _own(
+        self,
+        ramp: Ramp,
+        phase: str,
+        signed: SignedTransaction,
+        payer: Holder | None,
+        movements: Callable[[Receipt], list[Movement]],
+    ) -> None:
+        """Submit a pre-signed transaction (its hash known before): claim, look up, submit, mirror."""
+        chain = self._chain(ramp)
+        key = operation_key(ramp.id, phase, f"tx{signed.blueprint.nonce}-{signed.signer.lower()[:10]}")
+        held = self._journal.claim(
+            key,
+            ramp_id=ramp.id,
+            kind="submit_tx",
+            request={"tx_hash": signed.tx_hash},
+            external_id=signed.tx_hash,
+            lease_seconds=LEASE_SECONDS,
+        )
+        if held.done:
+            return
+        receipt = chain.receipt(signed.tx_hash) if held.look_up else None
+        if receipt is None:
+            try:
+                chain.submit(signed)
+            except TransactionRejected as rejected:
+                self._journal.settle(key, held.claim_id, "failed", error=rejected.reason)
+                raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {rejected.reason}") from None
+            receipt = self._receipt(chain, signed.tx_hash)
+        self._settle_receipt(ramp, phase, key, held.claim_id, receipt, payer, movements)
+
+    def _platform_tx(
+        self,
+        ramp: Ramp,
+        phase: str,
+        step: str,
+        role: str,
+        request: Mapping[str, Any],
+        build: Callable[[str, int, FeeEstimate], Blueprint],
+        movements: Callable[[Receipt], list[Movement]],
+    ) -> None:
+        """A transaction the platform signs (gas, a top-up, a sweep): its nonce taken under the
+        account's lock inside the claim, the signed bytes kept to send again."""
+        chain = self._chain(ramp)
+        holder = self._platform_holder(ramp, role)
+        self._open(ramp, holder)
+        key = operation_key(ramp.id, phase, step)
+        lock = f"{holder.network}:{holder.key}"
+        submitted: dict[str, bool] = {}
+
+        def prepare() -> tuple[str, Mapping[str, Any]]:
+            blueprint = build(holder.address, chain.nonce(holder.address), chain.fee_estimate())
+            raw = chain.sign(blueprint, self._keys(holder.network, role))
+            signed = chain.bind(blueprint, raw)
+            try:
+                chain.submit(signed)
+                submitted["sent"] = True
+            except ChainUnavailable:
+                submitted["sent"] = False  # it may have gone: kept, looked up next time
+            return signed.tx_hash, {"raw": raw, "nonce": blueprint.nonce}
+
+        try:
+            held = self._journal.claim(
+                key,
+                ramp_id=ramp.id,
+                kind=f"platform_{role}",
+                request=request,
+                external_id=None,
+                lease_seconds=LEASE_SECONDS,
+                prepare=prepare,
+                serialize_on=lock,
+            )
+        except TransactionRejected as rejected:
+            raise Permanent(f"{phase}: the node refused the platform's transaction: {rejected.reason}") from None
+        if held.done:
+            return
+        tx_hash = held.operation.external_id
+        if tx_hash is None:
+            raise Permanent(f"{key}: claimed without a transaction")
+        if held.act and not submitted.get("sent", True):
+            raise Transient(f"{phase}: the node did not answer; {tx_hash} is looked up next time")
+        receipt = chain.receipt(tx_hash)
+        if receipt is None and held.look_up and held.operation.evidence:
+            raw = str(held.operation.evidence["raw"])
+            chain.submit(SignedTransaction(holder.network, holder.address, tx_hash, raw, _NO_BLUEPRINT))
+        receipt = receipt or self._receipt(chain, tx_hash)
+        self._settle_receipt(ramp, phase, key, held.claim_id, receipt, holder, movements)
+
+    def _open(self, ramp: Ramp, holder: Holder) -> None:
+        chain = self._chain(ramp)
+        for asset in ("ETH", *ramp.corridor.swap):
+            self._journal.open_mirror(
+                holder,
+                asset,
+                lambda asset=asset: self._ledger_units(holder.network, asset, chain.balance(holder.address, asset)),  # type: ignore[misc]
+                serialize_on=f"{holder.network}:{holder.key}",
+            )
+
+    def _received(self, ramp: Ramp, receipt: Receipt, asset: str, to: str) -> int:
+        return int(self._chain(ramp).received(receipt, asset, to))
+
+    # -- phases ---------------------------------------------------------------------------------
+    def _payment(self, ramp: Ramp, token: str) -> None:
+        """Keep the token, then look at what the rail recorded: a payment that came before the wait
+        completes it at once (the webhook completes it otherwise)."""
+        self._store.park(ramp.id, "payment", token)
+        verdict = payment_verdict(self._payments.payments_for(ramp.corridor.rail, ramp.id), ramp)
+        complete_payment_wait(self._tasks, token, verdict)
+
+    def _fund(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        gas = sum(
+            int(tx.tx_data["gas"]) * int(tx.tx_data["maxFeePerGas"])
+            for tx in ramp.unsigned_txs
+            if tx.signer == ephemeral.address
+        )
+        chain = self._chain(ramp)
+        key = operation_key(ramp.id, "fund", "eth")
+        self._platform_tx(
+            ramp,
+            "fund",
+            "eth",
+            "gas_funder",
+            {"to": ephemeral.key, "wei": str(gas)},
+            lambda signer, nonce, fees: chain.transfer_blueprint(
+                signer, "ETH", ephemeral.address, gas, nonce=nonce, fees=fees
+            ),
+            lambda receipt: [Movement(f"{key}:eth", "ETH", gas, self._platform_holder(ramp, "gas_funder"), ephemeral)],
+        )
+
+    def _approve(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        for tx in ramp.unsigned_txs:
+            if tx.phase == "approve":
+                self._own(ramp, "approve", self._signed(ramp, "approve", tx.nonce, tx.signer), ephemeral, lambda r: [])
+
+    def _mint(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        verdict = payment_verdict(self._payments.payments_for(ramp.corridor.rail, ramp.id), ramp)
+        if verdict.payment_id is None:
+            raise Permanent(verdict.refused or "no accepted payment to mint against")
+        token = ramp.corridor.swap[0]
+        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[ramp.corridor.chain][token])
+        key = operation_key(ramp.id, "mint", token.lower())
+        held = self._journal.claim(
+            key,
+            ramp_id=ramp.id,
+            kind="mint",
+            request={"address": ephemeral.key, "amount": str(ramp.quote.input_amount), "payment": verdict.payment_id},
+            external_id=None,
+            lease_seconds=LEASE_SECONDS,
+        )
+        if held.done:
+            return
+        rail = self._rails(ramp.corridor.rail)
+        try:
+            mint = rail.get_mint(key) if held.look_up else None
+            if mint is None:
+                mint = rail.request_mint(
+                    MintRequest(
+                        key=key,
+                        address=ephemeral.address,
+                        amount=ramp.quote.input_amount,
+                        payment_id=verdict.payment_id,
+                    )
+                )
+        except RailUnavailable as error:
+            raise Transient(f"mint: {error.message}") from None
+        except RailRejected as error:
+            self._journal.settle(key, held.claim_id, "failed", error=error.message)
+            raise Permanent(f"mint refused: {error.message}") from None
+        if mint.status == "pending":
+            raise Transient("mint: the issuer has not minted yet")
+        if mint.tx_hash:
+            self._store.add_transaction(ramp.id, "mint", mint.tx_hash)
+        if mint.status == "failed":
+            self._journal.settle(key, held.claim_id, "failed", error=mint.reason or "the issuer failed the mint")
+            raise Permanent(f"mint failed: {mint.reason}")
+        minted = self._ledger_units(ramp.corridor.chain, token, units)
+        self._journal.settle(
+            key,
+            held.claim_id,
+            "confirmed",
+            outcome={"mint_id": mint.mint_id, "tx_hash": mint.tx_hash},
+            movements=[Movement(f"{key}:mint", token, minted, None, ephemeral)],
+        )
+
+    def _swap(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        asset_in, asset_out = ramp.corridor.swap
+        network = ramp.corridor.chain
+        swap_in = int(ramp.quote.snapshot["swap"]["amount_in"])
+        key_prefix = operation_key(ramp.id, "swap", "mirror")
+
+        def moved(receipt: Receipt) -> list[Movement]:
+            out = self._received(ramp, receipt, asset_out, ephemeral.address)
+            return [
+                Movement(f"{key_prefix}:in", asset_in, self._ledger_units(network, asset_in, swap_in), ephemeral, None),
+                Movement(f"{key_prefix}:out", asset_out, self._ledger_units(network, asset_out, out), None, ephemeral),
+            ]
+
+        tx = next(t for t in ramp.unsigned_txs if t.phase == "swap")
+        self._own(ramp, "swap", self._signed(ramp, "swap", tx.nonce, tx.signer), ephemeral, moved)
+
+    def _fees(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        token = ramp.corridor.swap[0]
+        units = int(ramp.quote.snapshot["fee_units"]["total"])
+        fee_collector = self._platform_holder(ramp, "fee_collector")
+        self._open(ramp, fee_collector)
+        tx = next(t for t in ramp.unsigned_txs if t.phase == "fees")
+        key = operation_key(ramp.id, "fees", "mirror")
+        self._own(
+            ramp,
+            "fees",
+            self._signed(ramp, "fees", tx.nonce, tx.signer),
+            ephemeral,
+            lambda r: [
+                Movement(key, token, self._ledger_units(ramp.corridor.chain, token, units), ephemeral, fee_collector)
+            ],
+        )
+
+    def _top_up(self, ramp: Ramp, phase: str, asset: str, needed: int) -> None:
+        """A shortfall of the swap (above its minimum) topped up from the liquidity account."""
+        ephemeral = self._ephemeral(ramp)
+        chain = self._chain(ramp)
+        held = chain.balance(ephemeral.address, asset)
+        key = operation_key(ramp.id, phase, "topup")
+        existing = self._journal.operation(key)
+        if held >= needed and existing is None:
+            return
+        shortfall = max(needed - held, 0)
+        if existing is not None:
+            shortfall = int(existing.request["units"])
+        liquidity = self._platform_holder(ramp, "liquidity")
+        network = ramp.corridor.chain
+        self._platform_tx(
+            ramp,
+            phase,
+            "topup",
+            "liquidity",
+            {"asset": asset, "units": str(shortfall), "to": ephemeral.key},
+            lambda signer, nonce, fees: chain.transfer_blueprint(
+                signer, asset, ephemeral.address, shortfall, nonce=nonce, fees=fees
+            ),
+            lambda r: [
+                Movement(f"{key}:subsidy", asset, self._ledger_units(network, asset, shortfall), liquidity, ephemeral)
+            ],
+        )
+
+    def _deliver(self, ramp: Ramp) -> None:
+        self._hand_over(ramp, "deliver", None)
+
+    def _handoff(self, ramp: Ramp) -> None:
+        self._hand_over(ramp, "handoff", self._platform_holder(ramp, "provider_brla"))
+
+    def _hand_over(self, ramp: Ramp, phase: str, to: Holder | None) -> None:
+        """Exactly the output to its recipient (the destination, or the anchor for a payout)."""
+        ephemeral = self._ephemeral(ramp)
+        asset = ramp.corridor.swap[1]
+        output = int(ramp.quote.snapshot["swap"]["output"])
+        tx = next(t for t in ramp.unsigned_txs if t.phase == phase)
+        if self._journal.operation(operation_key(ramp.id, phase, f"tx{tx.nonce}-{tx.signer.lower()[:10]}")) is None:
+            self._top_up(ramp, phase, asset, output)
+        if to is not None:
+            self._open(ramp, to)
+        key = operation_key(ramp.id, phase, "mirror")
+        units = self._ledger_units(ramp.corridor.chain, asset, output)
+        self._own(
+            ramp,
+            phase,
+            self._signed(ramp, phase, tx.nonce, tx.signer),
+            ephemeral,
+            lambda r: [Movement(key, asset, units, ephemeral, to)],
+        )
+
+    def _receive(self, ramp: Ramp) -> None:
+        ephemeral = self._ephemeral(ramp)
+        user = next(a for a in ramp.signing_accounts if a.role == "user")
+        tx = next(t for t in ramp.unsigned_txs if t.phase == "receive")
+        asset = ramp.corridor.swap[0]
+        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[ramp.corridor.chain][asset])
+        key = operation_key(ramp.id, "receive", "mirror")
+        self._own(
+            ramp,
+            "receive",
+            self._signed(ramp, "receive", tx.nonce, user.address),
+            None,  # the user's wallet pays its own gas and is not mirrored
+            lambda r: [Movement(key, asset, self._ledger_units(ramp.corridor.chain, asset, units), None, ephemeral)],
+        )
+
+    def _payout(self, ramp: Ramp) -> None:
+        anchor = self._platform_holder(ramp, "provider_brla")
+        token = ramp.corridor.swap[1]
+        output_units = int(ramp.quote.snapshot["swap"]["output"])
+        key = operation_key(ramp.id, "payout", "pix")
+        destination = {k: v for k, v in ramp.destination.items() if k in ("pix_key", "tax_id", "name")}
+        held = self._journal.claim(
+            key,
+            ramp_id=ramp.id,
+            kind="payout",
+            request={"amount": str(ramp.quote.output_amount), "destination": destination},
+            external_id=None,
+            lease_seconds=LEASE_SECONDS,
+        )
+        if held.done:
+            return
+        rail = self._rails(ramp.corridor.rail)
+        token_amount = Decimal(output_units).scaleb(-NETWORK_DECIMALS[ramp.corridor.chain][token])
+        try:
+            payout = rail.get_payout(key) if held.look_up else None
+            if payout is None:
+                payout = rail.request_payout(
+                    PayoutRequest(
+                        key=key,
+                        amount=ramp.quote.output_amount,
+                        destination=destination,
+                        token_amount=token_amount,
+                        reference=ramp.id,
+                    )
+                )
+        except RailUnavailable as error:
+            raise Transient(f"payout: {error.message}") from None
+        except RailError as error:
+            self._journal.settle(key, held.claim_id, "failed", error=error.message)
+            raise Permanent(f"payout refused: {error.message}") from None
+        if payout.status == "pending":
+            raise Transient("payout: not confirmed yet")
+        if payout.tx_hash:
+            self._store.add_transaction(ramp.id, "payout", payout.tx_hash)
+        if payout.status == "failed":
+            self._journal.settle(key, held.claim_id, "failed", error=payout.reason or "the payout failed")
+            raise Permanent(f"payout failed: {payout.reason}")
+        self._journal.settle(
+            key,
+            held.claim_id,
+            "confirmed",
+            outcome={"payout_id": payout.payout_id, "tx_hash": payout.tx_hash},
+            movements=[
+                Movement(
+                    f"{key}:burn", token, self._ledger_units(ramp.corridor.chain, token, output_units), anchor, None
+                )
+            ],
+        )
+
+    def _sweep(self, ramp: Ramp) -> None:
+        """Every token left on the ephemeral goes to the treasury through the sweeper (the
+        ephemeral approved it first); leftover gas stays, the network fee's exception."""
+        ephemeral = self._ephemeral(ramp)
+        chain = self._chain(ramp)
+        treasury = self._platform_holder(ramp, "fee_collector")
+        network = ramp.corridor.chain
+        for asset in ramp.corridor.swap:
+            key = operation_key(ramp.id, "sweep", asset.lower())
+            existing = self._journal.operation(key)
+            left = int(existing.request["units"]) if existing is not None else chain.balance(ephemeral.address, asset)
+            if left <= 0:
+                continue
+            self._platform_tx(
+                ramp,
+                "sweep",
+                asset.lower(),
+                "operator",
+                {"asset": asset, "units": str(left), "from": ephemeral.key},
+                lambda signer, nonce, fees, asset=asset, left=left: chain.sweep_blueprint(  # type: ignore[misc]
+                    signer, asset, ephemeral.address, left, refund_to=None, nonce=nonce, fees=fees
+                ),
+                lambda r, asset=asset, left=left, key=key: [  # type: ignore[misc]
+                    Movement(f"{key}:left", asset, self._ledger_units(network, asset, left), ephemeral, treasury)
+                ],
+            )
+
+    def _complete(self, ramp: Ramp) -> None:
+        self._store.finish(ramp.id, "completed", "complete")
+
+    def _failed(self, ramp: Ramp, error: Any) -> dict[str, Any]:
+        """The execution caught an error: record it (a sentence, never a stack trace) and end the ramp."""
+        message, name = error_message(error)
+        if ramp.status in ("running", "paused"):
+            self._store.record_error(ramp.id, ramp.phase, message, recoverable=name == "Transient")
+            self._store.finish(ramp.id, "failed", "failed")
+        return {"ramp_id": ramp.id, "phase": "failed", "error": name}
+
+
+_NO_BLUEPRINT = Blueprint(network="", signer="", tx_data={})
+
+
+def complete_payment_wait(tasks: Tasks, token: str | None, verdict: PaymentVerdict) -> bool:
+    """Complete the payment wait when the rail's record decides it: accepted → success; refused →
+    failure. Another completion having come first is not an error."""
+    if token is None or (verdict.payment_id is None and verdict.refused is None):
+        return False
+    try:
+        if verdict.payment_id is not None:
+            tasks.success(token, {"payment_id": verdict.payment_id})
+        else:
+            tasks.failure(token, "PaymentRefused", verdict.refused or "refused")
+    except Exception as error:  # a token already used or timed out: someone completed it first
+        log.info("payment wait not completed", extra={"reason": str(error)})
+        return False
+    return True
+
+
+def error_message(error: Any) -> tuple[str, str]:
+    """A Catch's ``{"Error", "Cause"}`` → (a sentence, the error's name). The cause of a Lambda
+    error is its JSON payload, with a stack trace: only its ``errorMessage`` is kept."""
+    import json
+
+    if not isinstance(error, Mapping):
+        return "the ramp failed", "Unknown"
+    name = str(error.get("Error") or "Unknown")
+    cause = error.get("Cause")
+    message = name
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
+            message = parsed["errorMessage"]
+        elif parsed is None and "Traceback" not in cause and 'File "' not in cause:
+            message = cause
+    return message.splitlines()[0][:500] if message else name, name
