@@ -360,6 +360,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/ramps/{id}/start", idempotent=True),
             Route("POST", "/v1/ramps/{id}/cancel"),
             Route("GET", "/v1/admin/ramps", roles=("admin",)),
+            Route("GET", "/v1/admin/reconciliation", roles=("admin",)),
         ),
         uses=MONEY | {"cursor_key", "pix_api_key", "brl_on", "brl_off", "ramp_windows"} | WORLD,
         layers=("core", "chains"),

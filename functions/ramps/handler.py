@@ -14,6 +14,7 @@ from rampart.api.app import create_app, json_response, lambda_entry, principal, 
 from rampart.api.schemas.ramps import (
     CorridorList,
     CorridorOut,
+    DifferenceOut,
     PresignedIn,
     QuoteIn,
     QuoteOut,
@@ -21,6 +22,7 @@ from rampart.api.schemas.ramps import (
     RampList,
     RampOut,
     RampStarted,
+    ReconciliationOut,
     StatusName,
 )
 from rampart.ramps.service import Caller, QuoteRequest
@@ -175,6 +177,23 @@ def admin_ramps(
 ) -> Response[str]:
     require_role(principal(app), "admin")
     return _list(status, limit, cursor, every=True)
+
+
+@app.get(
+    "/v1/admin/reconciliation",
+    summary="Admin: every mirrored ledger account against its chain balance",
+    tags=["admin"],
+    responses={200: {"description": "the differences", "content": {"application/json": {"model": ReconciliationOut}}}},
+)
+def reconciliation() -> Response[str]:
+    require_role(principal(app), "admin")
+    report = wiring.reconcile()
+    out = ReconciliationOut(
+        checked_at=report.checked_at,
+        checked=report.checked,
+        differences=[DifferenceOut(**d.__dict__) for d in report.differences],
+    )
+    return json_response(200, out.model_dump(mode="json"))
 
 
 handler = lambda_entry(app, service="ramps", idempotent={"POST /v1/ramps", "POST /v1/ramps/{id}/start"})

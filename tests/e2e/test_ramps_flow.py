@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from eth_utils.address import to_checksum_address
 
-from tests.e2e.api import Client, new_user
+from tests.e2e.api import Client, admin, new_user
 from tests.e2e.ramps import (
     CPF_DIGITS,
     FIRST_PHASE,
@@ -210,6 +210,13 @@ def test_quote_register_sign_start(alice: Ramps, world: dict[str, Any], kind: st
             ("payout", quote["output_amount"], "completed")
         ]
     assert set(done["transactions"]) >= {"fund", "approve", "swap", "fees"}  # sweep: only when something is left
+    # The ledger mirrors the world: every mirrored account equals its chain balance.
+    report = admin(alice.client.base).get("/v1/admin/reconciliation")
+    assert report.status == 200, report
+    assert report.body["checked"] >= 4  # the ephemeral's ETH and tokens, the platform's accounts
+    assert report.body["differences"] == [], [
+        (d["address"], d["asset"], d["ledger"], d["actual"]) for d in report.body["differences"]
+    ]
 
 
 # -- start and cancel refusals -----------------------------------------------------------------------

@@ -245,7 +245,7 @@ class Executor:
         account's lock inside the claim, the signed bytes kept to send again."""
         chain = self._chain(ramp)
         holder = self._platform_holder(ramp, role)
-        self._open(ramp, holder)
+        self._open(ramp, holder, ("ETH", *([str(request["asset"])] if "asset" in request else [])))
         key = operation_key(ramp.id, phase, step)
         lock = f"{holder.network}:{holder.key}"
         submitted: dict[str, bool] = {}
@@ -288,9 +288,11 @@ class Executor:
         receipt = receipt or self._receipt(chain, tx_hash)
         self._settle_receipt(ramp, phase, key, held.claim_id, receipt, holder, movements)
 
-    def _open(self, ramp: Ramp, holder: Holder) -> None:
+    def _open(self, ramp: Ramp, holder: Holder, assets: Sequence[str]) -> None:
+        """Mirror ``holder``'s ``assets`` from now on (opened with their balance the first time).
+        Only what our movements touch is mirrored: e.g. the anchor's own gas is the anchor's."""
         chain = self._chain(ramp)
-        for asset in ("ETH", *ramp.corridor.swap):
+        for asset in assets:
             self._journal.open_mirror(
                 holder,
                 asset,
@@ -409,7 +411,7 @@ class Executor:
         token = ramp.corridor.swap[0]
         units = int(ramp.quote.snapshot["fee_units"]["total"])
         fee_collector = self._platform_holder(ramp, "fee_collector")
-        self._open(ramp, fee_collector)
+        self._open(ramp, fee_collector, (token,))
         tx = next(t for t in ramp.unsigned_txs if t.phase == "fees")
         key = operation_key(ramp.id, "fees", "mirror")
         self._own(
@@ -465,7 +467,7 @@ class Executor:
         if self._journal.operation(operation_key(ramp.id, phase, f"tx{tx.nonce}-{tx.signer.lower()[:10]}")) is None:
             self._top_up(ramp, phase, asset, output)
         if to is not None:
-            self._open(ramp, to)
+            self._open(ramp, to, (asset,))
         key = operation_key(ramp.id, phase, "mirror")
         units = self._ledger_units(ramp.corridor.chain, asset, output)
         self._own(
@@ -554,6 +556,7 @@ class Executor:
         network = ramp.corridor.chain
         for asset in ramp.corridor.swap:
             key = operation_key(ramp.id, "sweep", asset.lower())
+            self._open(ramp, treasury, (asset,))
             existing = self._journal.operation(key)
             left = int(existing.request["units"]) if existing is not None else chain.balance(ephemeral.address, asset)
             if left <= 0:

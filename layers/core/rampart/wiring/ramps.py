@@ -184,6 +184,15 @@ def executor() -> Executor:
 _executor: tuple[Database, Executor] | None = None
 
 
+def reconcile() -> Any:
+    """Every mirrored account against its chain (rampart.ramps.reconciliation)."""
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.journal_store import PostgresJournalStore
+    from rampart.ramps.reconciliation import reconcile as run
+
+    return run(PostgresJournalStore(get_database()), chain)
+
+
 def resume_payment_wait(reference: str) -> bool:
     """After the rail recorded a payment for ``reference`` (a ramp id): complete the ramp's payment
     wait if its task token is kept (the webhook path calls this)."""

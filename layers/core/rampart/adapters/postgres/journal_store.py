@@ -193,6 +193,9 @@ class PostgresJournalStore:
                 post(cur, Movement(f"open:{holder.network}:{holder.key}:{asset}", asset, units, None, holder))
             return True
 
+    def mirrored(self) -> list[Mirrored]:
+        return mirrored(self._db)
+
     def operation(self, key: str) -> Operation | None:
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s", (key,))

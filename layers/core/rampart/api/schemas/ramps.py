@@ -263,3 +263,18 @@ def _fixed(amount: Any, scale: int) -> str:
     fixed = value.quantize(Decimal(1).scaleb(-scale))
     assert fixed == value, (amount, scale)
     return f"{fixed:f}"
+
+
+class DifferenceOut(BaseModel):
+    account_id: int
+    network: str
+    asset: str
+    address: str
+    ledger: str
+    actual: str
+
+
+class ReconciliationOut(BaseModel):
+    checked_at: datetime
+    checked: int = Field(description="how many mirrored accounts were compared")
+    differences: list[DifferenceOut]

@@ -11,3 +11,8 @@ GRANT SELECT ON rails.payments, rails.operations TO rampart_ramp_worker;
 
 GRANT USAGE ON SCHEMA ramps TO rampart_webhook_apply;
 GRANT SELECT ON ramps.ramps, ramps.quotes TO rampart_webhook_apply;  -- the ramp whose payment wait it completes
+
+-- ramps (the API): the reconciliation reads every mirrored account and its ledger balance.
+GRANT USAGE ON SCHEMA journal, ledger TO rampart_ramps;
+GRANT SELECT ON journal.mirrors TO rampart_ramps;
+GRANT SELECT ON ledger.accounts TO rampart_ramps;
