@@ -219,6 +219,30 @@ def test_quote_register_sign_start(alice: Ramps, world: dict[str, Any], kind: st
     ]
 
 
+def test_a_payment_of_another_amount_fails_the_ramp_and_is_refunded(alice: Ramps, twin_url: str) -> None:
+    registered = alice.started("on")
+    paid = alice.anonymous.post("/_sim/pix/payments", {"ramp_id": registered.id, "amount": "11.00"})
+    assert paid.status == 200, paid
+    done = alice.settled(registered.id)
+    assert (done["status"], done["phase"]) == ("failed", "failed")
+    assert [h["phase"] for h in done["history"]] == ["initial", "payment", "failed"]
+    (error,) = done["errors"]
+    assert error["phase"] == "payment"
+    assert "11.00" in error["message"]
+    assert "Traceback" not in error["message"]
+    assert 'File "' not in error["message"]
+    assert done["refund"]["amount"] == "11.00"
+    assert done["refund"]["currency"] == "BRL"
+    assert done["refund"]["status"] in ("pending", "completed")
+    # nothing was minted or moved: the ephemeral holds nothing, the ledger agrees with the chain
+    left = alice.balances(registered.keys.ephemeral.address)
+    assert (left["nonce"], Decimal(left["balances"]["BRLA"]), Decimal(left["balances"]["USDC"])) == (0, 0, 0)
+    payouts = alice.anonymous.get(f"/_sim/pix/payouts?ramp_id={registered.id}").body["items"]
+    assert [(p["kind"], p["amount"]) for p in payouts] == [("refund", "11.00")]
+    assert admin(twin_url).get("/v1/admin/reconciliation").body["differences"] == []
+    assert [(e["status"]) for e in alice.executions(registered.id)] == ["FAILED"]
+
+
 # -- start and cancel refusals -----------------------------------------------------------------------
 
 

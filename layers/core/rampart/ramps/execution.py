@@ -49,6 +49,7 @@ class ExecutionStore(Protocol):
     def record_error(self, ramp_id: str, phase: str, message: str, recoverable: bool) -> None: ...
     def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None: ...
     def park(self, ramp_id: str, phase: str, task_token: str) -> Ramp: ...
+    def set_refund(self, ramp_id: str, refund: Mapping[str, str]) -> None: ...
 
 
 class Tasks(Protocol):
@@ -579,12 +580,71 @@ class Executor:
         self._store.finish(ramp.id, "completed", "complete")
 
     def _failed(self, ramp: Ramp, error: Any) -> dict[str, Any]:
-        """The execution caught an error: record it (a sentence, never a stack trace) and end the ramp."""
+        """The execution caught an error: record it (a sentence, never a stack trace), give back
+        what the user paid, and end the ramp."""
         message, name = error_message(error)
         if ramp.status in ("running", "paused"):
+            refund = self._refund(ramp)
+            if name == "PaymentRefused" and message == name:  # the task failure's cause did not come through
+                verdict = payment_verdict(self._payments.payments_for(ramp.corridor.rail, ramp.id), ramp)
+                message = verdict.refused or "the payment was refused; the rail returns it"
             self._store.record_error(ramp.id, ramp.phase, message, recoverable=name == "Transient")
+            if refund is not None:
+                self._store.set_refund(ramp.id, refund)
             self._store.finish(ramp.id, "failed", "failed")
         return {"ramp_id": ramp.id, "phase": "failed", "error": name}
+
+    def _refund(self, ramp: Ramp) -> dict[str, str] | None:
+        """What goes back to the user. An on-ramp's payment of another amount is refunded by the
+        rail itself (shown as the rail reports it). An off-ramp whose input reached the ephemeral
+        and was not swapped yet gets exactly its ``input_amount`` back to the user's wallet, through
+        the sweeper the ephemeral approved. Anything later (minted, swapped) is left for an
+        operator: the error says where it stopped."""
+        corridor = ramp.corridor
+        if corridor.ramp_type == "on":
+            for payment in self._payments.payments_for(corridor.rail, ramp.id):
+                if payment.status in ("refunding", "refunded"):
+                    return {
+                        "amount": str(payment.amount),
+                        "currency": str(payment.currency),
+                        "status": "completed" if payment.status == "refunded" else "pending",
+                    }
+            return None
+        received = [
+            op
+            for op in (self._journal.operation(key) for key in self._keys_of(ramp, "receive"))
+            if op is not None and op.status == "confirmed" and not (op.outcome or {}).get("reverted")
+        ]
+        swapped = [op for op in (self._journal.operation(k) for k in self._keys_of(ramp, "swap")) if op is not None]
+        if not received or swapped:
+            return None
+        ephemeral = self._ephemeral(ramp)
+        user = next(a for a in ramp.signing_accounts if a.role == "user")
+        asset = corridor.swap[0]
+        chain = self._chain(ramp)
+        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[corridor.chain][asset])
+        key = operation_key(ramp.id, "failed", "refund")
+        back = self._ledger_units(corridor.chain, asset, units)
+        self._platform_tx(
+            ramp,
+            "failed",
+            "refund",
+            "operator",
+            {"asset": asset, "units": str(units), "from": ephemeral.key, "to": user.address.lower()},
+            lambda signer, nonce, fees: chain.sweep_blueprint(
+                signer, asset, ephemeral.address, units, refund_to=user.address, nonce=nonce, fees=fees
+            ),
+            lambda r: [Movement(f"{key}:back", asset, back, ephemeral, None)],
+        )
+        return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
+
+    @staticmethod
+    def _keys_of(ramp: Ramp, phase: str) -> list[str]:
+        return [
+            operation_key(ramp.id, phase, f"tx{tx.nonce}-{tx.signer.lower()[:10]}")
+            for tx in ramp.unsigned_txs
+            if tx.phase == phase
+        ]
 
 
 _NO_BLUEPRINT = Blueprint(network="", signer="", tx_data={})

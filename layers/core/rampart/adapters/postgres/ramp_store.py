@@ -394,6 +394,12 @@ class PostgresRampStore:
                 (phase, phase, tx_hash, ramp_id, phase, tx_hash),
             )
 
+    def set_refund(self, ramp_id: str, refund: Mapping[str, str]) -> None:
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET refund = %s, updated_at = now() WHERE id = %s", (Jsonb(dict(refund)), ramp_id)
+            )
+
     def task_token(self, ramp_id: str) -> tuple[str | None, str | None]:
         """The token of the task the ramp's execution waits on, and its phase."""
         row = self._one("SELECT task_token, task_phase FROM ramps.ramps WHERE id = %s", (ramp_id,))
