@@ -332,3 +332,16 @@ def test_the_worker_role_posts_the_mirror(pg_url: str, db: PooledDatabase) -> No
         assert balances(db)[(target.key, "BRL")] == 1000
     finally:
         worker.close()
+
+
+def test_a_released_claim_is_taken_over_at_once(journal: PostgresJournalStore) -> None:
+    """A claimant that stops with no outcome (a transient failure) releases its lease: the retry
+    takes over immediately, to look up first, instead of waiting out the lease."""
+    k = key()
+    first = claim(journal, k, lease=600)
+    journal.release(k, first.claim_id)
+    second = claim(journal, k)
+    assert second.look_up
+    journal.release(k, first.claim_id)  # a stale claimant's release changes nothing
+    with pytest.raises(OperationBusy):
+        claim(journal, k)

@@ -15,7 +15,7 @@ import pytest
 
 from infra import manifest
 from rampart.core.entry import Entry
-from rampart.core.errors import Permanent, Transient, ValidationFailed
+from rampart.core.errors import Permanent, ReconciliationRequired, Transient, ValidationFailed
 from rampart.core.settings import ConfigurationError, Settings, reset_settings, settings, validated
 from tests.support.events import LambdaContext
 from tests.support.fixture_manifest import ECHO_PATH, FIXTURE_MANIFEST
@@ -129,6 +129,31 @@ def test_a_workers_failures_leave_as_typed_errors(quiet: None, payload: Any, err
         worker(payload)
     assert type(raised.value) is error  # the class name is what Step Functions matches
     assert raised.value.__cause__ is None
+
+
+def test_a_subclassed_task_error_leaves_as_its_classification(quiet: None) -> None:
+    """A state machine's Retry matches "Transient": a chain unavailable, an operation held by
+    another claim (subclasses) must leave under that name, their message kept."""
+    from rampart.core.entry import worker_entry
+    from rampart.journal import OperationBusy, OutcomeUnknown
+    from rampart.ramps.chains import ChainUnavailable, TransactionRejected
+
+    cases = [
+        (ChainUnavailable("base: no answer"), Transient),
+        (OperationBusy("held until 12:00"), Transient),
+        (TransactionRejected("nonce too low"), Permanent),
+        (OutcomeUnknown("payout unknown"), ReconciliationRequired),
+    ]
+    for raised_error, kind in cases:
+
+        @worker_entry("typed")
+        def handler(payload: dict[str, Any], error: Exception = raised_error) -> dict[str, Any]:
+            raise error
+
+        with pytest.raises(kind) as raised:
+            handler({}, LambdaContext())
+        assert type(raised.value) is kind
+        assert raised.value.message == raised_error.message  # type: ignore[attr-defined]
 
 
 def test_an_unexpected_fault_in_a_worker_is_transient_without_detail(quiet: None) -> None:

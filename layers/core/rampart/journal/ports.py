@@ -33,6 +33,10 @@ class JournalStore(Protocol):
         name, held until it commits: one account's transactions take their nonces one at a time."""
         ...
 
+    def release(self, key: str, claim_id: str) -> None:
+        """End the claim's lease now: it stopped acting with no outcome (a retry takes over)."""
+        ...
+
     def submitted(self, key: str, claim_id: str, external_id: str) -> Operation:
         """The provider answered with its id (the operation was ``not_started``)."""
         ...

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -169,6 +170,16 @@ class Executor:
                 raise Transient(f"{tx_hash} is not mined yet")
             time.sleep(0.2)  # not money: seconds
 
+    @contextmanager
+    def _releasing(self, key: str, claim_id: str) -> Iterator[None]:
+        """A transient failure after a claim ends the claim's lease: the retry takes over at once
+        (looking the operation up first) instead of waiting out the lease."""
+        try:
+            yield
+        except Transient:
+            self._journal.release(key, claim_id)
+            raise
+
     def _gas(self, key: str, payer: Holder, receipt: Receipt) -> Movement:
         return Movement(f"{key}:gas", "ETH", receipt.fee, payer, None)
 
@@ -222,14 +233,15 @@ class Executor:
         )
         if held.done:
             return
-        receipt = chain.receipt(signed.tx_hash) if held.look_up else None
-        if receipt is None:
-            try:
-                chain.submit(signed)
-            except TransactionRejected as rejected:
-                self._journal.settle(key, held.claim_id, "failed", error=rejected.reason)
-                raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {rejected.reason}") from None
-            receipt = self._receipt(chain, signed.tx_hash)
+        with self._releasing(key, held.claim_id):
+            receipt = chain.receipt(signed.tx_hash) if held.look_up else None
+            if receipt is None:
+                try:
+                    chain.submit(signed)
+                except TransactionRejected as rejected:
+                    self._journal.settle(key, held.claim_id, "failed", error=rejected.reason)
+                    raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {rejected.reason}") from None
+                receipt = self._receipt(chain, signed.tx_hash)
         self._settle_receipt(ramp, phase, key, held.claim_id, receipt, payer, movements)
 
     def _platform_tx(
@@ -280,13 +292,14 @@ class Executor:
         tx_hash = held.operation.external_id
         if tx_hash is None:
             raise Permanent(f"{key}: claimed without a transaction")
-        if held.act and not submitted.get("sent", True):
-            raise Transient(f"{phase}: the node did not answer; {tx_hash} is looked up next time")
-        receipt = chain.receipt(tx_hash)
-        if receipt is None and held.look_up and held.operation.evidence:
-            raw = str(held.operation.evidence["raw"])
-            chain.submit(SignedTransaction(holder.network, holder.address, tx_hash, raw, _NO_BLUEPRINT))
-        receipt = receipt or self._receipt(chain, tx_hash)
+        with self._releasing(key, held.claim_id):
+            if held.act and not submitted.get("sent", True):
+                raise Transient(f"{phase}: the node did not answer; {tx_hash} is looked up next time")
+            receipt = chain.receipt(tx_hash)
+            if receipt is None and held.look_up and held.operation.evidence:
+                raw = str(held.operation.evidence["raw"])
+                chain.submit(SignedTransaction(holder.network, holder.address, tx_hash, raw, _NO_BLUEPRINT))
+            receipt = receipt or self._receipt(chain, tx_hash)
         self._settle_receipt(ramp, phase, key, held.claim_id, receipt, holder, movements)
 
     def _open(self, ramp: Ramp, holder: Holder, assets: Sequence[str]) -> None:
@@ -358,24 +371,25 @@ class Executor:
         if held.done:
             return
         rail = self._rails(ramp.corridor.rail)
-        try:
-            mint = rail.get_mint(key) if held.look_up else None
-            if mint is None:
-                mint = rail.request_mint(
-                    MintRequest(
-                        key=key,
-                        address=ephemeral.address,
-                        amount=ramp.quote.input_amount,
-                        payment_id=verdict.payment_id,
+        with self._releasing(key, held.claim_id):
+            try:
+                mint = rail.get_mint(key) if held.look_up else None
+                if mint is None:
+                    mint = rail.request_mint(
+                        MintRequest(
+                            key=key,
+                            address=ephemeral.address,
+                            amount=ramp.quote.input_amount,
+                            payment_id=verdict.payment_id,
+                        )
                     )
-                )
-        except RailUnavailable as error:
-            raise Transient(f"mint: {error.message}") from None
-        except RailRejected as error:
-            self._journal.settle(key, held.claim_id, "failed", error=error.message)
-            raise Permanent(f"mint refused: {error.message}") from None
-        if mint.status == "pending":
-            raise Transient("mint: the issuer has not minted yet")
+            except RailUnavailable as error:
+                raise Transient(f"mint: {error.message}") from None
+            except RailRejected as error:
+                self._journal.settle(key, held.claim_id, "failed", error=error.message)
+                raise Permanent(f"mint refused: {error.message}") from None
+            if mint.status == "pending":
+                raise Transient("mint: the issuer has not minted yet")
         if mint.tx_hash:
             self._store.add_transaction(ramp.id, "mint", mint.tx_hash)
         if mint.status == "failed":
@@ -512,25 +526,26 @@ class Executor:
             return
         rail = self._rails(ramp.corridor.rail)
         token_amount = Decimal(output_units).scaleb(-NETWORK_DECIMALS[ramp.corridor.chain][token])
-        try:
-            payout = rail.get_payout(key) if held.look_up else None
-            if payout is None:
-                payout = rail.request_payout(
-                    PayoutRequest(
-                        key=key,
-                        amount=ramp.quote.output_amount,
-                        destination=destination,
-                        token_amount=token_amount,
-                        reference=ramp.id,
+        with self._releasing(key, held.claim_id):
+            try:
+                payout = rail.get_payout(key) if held.look_up else None
+                if payout is None:
+                    payout = rail.request_payout(
+                        PayoutRequest(
+                            key=key,
+                            amount=ramp.quote.output_amount,
+                            destination=destination,
+                            token_amount=token_amount,
+                            reference=ramp.id,
+                        )
                     )
-                )
-        except RailUnavailable as error:
-            raise Transient(f"payout: {error.message}") from None
-        except RailError as error:
-            self._journal.settle(key, held.claim_id, "failed", error=error.message)
-            raise Permanent(f"payout refused: {error.message}") from None
-        if payout.status == "pending":
-            raise Transient("payout: not confirmed yet")
+            except RailUnavailable as error:
+                raise Transient(f"payout: {error.message}") from None
+            except RailError as error:
+                self._journal.settle(key, held.claim_id, "failed", error=error.message)
+                raise Permanent(f"payout refused: {error.message}") from None
+            if payout.status == "pending":
+                raise Transient("payout: not confirmed yet")
         if payout.tx_hash:
             self._store.add_transaction(ramp.id, "payout", payout.tx_hash)
         if payout.status == "failed":

@@ -124,6 +124,16 @@ class PostgresJournalStore:
             assert taken is not None
             return Claim(_operation(taken), look_up=True)
 
+    def release(self, key: str, claim_id: str) -> None:
+        """The claimant stops acting without an outcome (it will be retried): its lease ends now,
+        so the retry takes the operation over at once — and looks it up first."""
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE journal.operations SET lease_until = now() "
+                "WHERE key = %s AND claim_id = %s AND status IN ('not_started', 'submitted')",
+                (key, claim_id),
+            )
+
     def submitted(self, key: str, claim_id: str, external_id: str) -> Operation:
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
