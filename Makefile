@@ -9,7 +9,8 @@ EXTRAS ?= chains,twin,infra,dev
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: all venv run test unit lint bench bench-count migrate openapi clean layers synth contracts
+
+.PHONY: all venv run demo test unit lint bench bench-count migrate openapi clean layers synth contracts
 
 all: test
 
@@ -28,6 +29,10 @@ venv: $(STAMP)
 ## run: start the local twin on 127.0.0.1:$RAMPART_PORT (default 3000): gateway, Lambda, moto, PostgreSQL
 run: venv
 	$(BIN)/python -m infra.local
+
+## demo: both BRL corridors against the twin at RAMPART_URL (started, then stopped, if nothing answers)
+demo: venv
+	$(BIN)/python -m infra.local.demo
 
 ## test: lint, then the whole suite (unit, integration, e2e, perf smoke) in parallel
 test: venv lint
