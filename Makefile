@@ -51,6 +51,7 @@ lint: venv
 bench: venv
 	$(BIN)/python -m tests.perf.bench_ledger
 	$(BIN)/python -m tests.perf.bench_api
+	$(BIN)/python -m tests.perf.bench_ramps
 
 ## bench-count: instructions per transfer, step by step inside the ledger functions (callgrind; needs valgrind)
 bench-count: venv
