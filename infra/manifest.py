@@ -234,6 +234,7 @@ API_ROLES = ("user", "business", "lender", "partner", "admin")
 LEDGER: frozenset[str] = frozenset({"postgres"})
 MONEY: frozenset[str] = frozenset({"postgres", "idempotency"})
 TASK_COMPLETION = ("states:SendTaskSuccess", "states:SendTaskFailure")  # a waiting task, by its token
+OPERATE = ("states:StartExecution", "states:DescribeExecution", "states:SendTaskSuccess")
 WORLD: frozenset[str] = frozenset({"base_rpc", "base_contracts", "base_accounts", "pix_api"})  # chains, providers
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -361,8 +362,12 @@ FUNCTIONS: tuple[Function, ...] = (
             Route("POST", "/v1/ramps/{id}/cancel"),
             Route("GET", "/v1/admin/ramps", roles=("admin",)),
             Route("GET", "/v1/admin/reconciliation", roles=("admin",)),
+            Route("POST", "/v1/admin/ramps/{id}/resume", roles=("admin",)),
+            Route("POST", "/v1/admin/ramps/{id}/fail", roles=("admin",)),
         ),
         uses=MONEY | {"cursor_key", "pix_api_key", "brl_on", "brl_off", "ramp_windows"} | WORLD,
+        # start (and recover) executions, see whether one is alive, hand a paused one its decision
+        grants=(("brl_on", OPERATE), ("brl_off", OPERATE)),
         layers=("core", "chains"),
         timeout_seconds=29,
         reserved_concurrency=50,

@@ -1,6 +1,6 @@
-"""A ramp's phase, as a Step Functions task: ``{ramp_id, phase, task_token?, error?}`` in (the
-payment wait passes its task token; the ``failed`` task the caught error), the phase's work done
-once through the journal (rampart.ramps.execution)."""
+"""A ramp's phase, as a Step Functions task: ``{ramp_id, phase, task_token?, error?, resume_at?}``
+in (the payment wait and the pause pass their task token; the ``failed`` task and the pause the
+caught error), the phase's work done once through the journal (rampart.ramps.execution)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def handler(payload: dict[str, Any]) -> dict[str, Any]:
     ramp_id, phase, token = payload.get("ramp_id"), payload.get("phase"), payload.get("task_token")
     if not isinstance(ramp_id, str) or not isinstance(phase, str):
         raise Permanent("a ramp task needs ramp_id and phase")
+    resume_at = payload.get("resume_at")
     return wiring.executor().run(
-        ramp_id, phase, task_token=token if isinstance(token, str) else None, error=payload.get("error")
+        ramp_id,
+        phase,
+        task_token=token if isinstance(token, str) else None,
+        error=payload.get("error"),
+        resume_at=resume_at if isinstance(resume_at, str) else None,
     )

@@ -179,6 +179,28 @@ def admin_ramps(
     return _list(status, limit, cursor, every=True)
 
 
+@app.post(
+    "/v1/admin/ramps/<id>/resume",
+    summary="Admin: a paused ramp retries the phase it paused in",
+    tags=["admin"],
+    responses={200: {"description": "the ramp, running again", "content": _RAMP}},
+)
+def resume(id: str) -> Response[str]:
+    require_role(principal(app), "admin")
+    return _ramp(200, wiring.service().operate(_caller(), id, "resume"))
+
+
+@app.post(
+    "/v1/admin/ramps/<id>/fail",
+    summary="Admin: a paused ramp fails (what the user paid goes back)",
+    tags=["admin"],
+    responses={200: {"description": "the ramp, failing", "content": _RAMP}},
+)
+def fail(id: str) -> Response[str]:
+    require_role(principal(app), "admin")
+    return _ramp(200, wiring.service().operate(_caller(), id, "fail"))
+
+
 @app.get(
     "/v1/admin/reconciliation",
     summary="Admin: every mirrored ledger account against its chain balance",

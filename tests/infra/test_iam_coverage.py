@@ -67,6 +67,10 @@ REASONS: dict[str, str] = {
     # and re-queued by the schedule only when one was recorded but not applied.
     "provider_webhook:sqs:SendMessage": "queues a verified provider event; the run sends no signed provider event",
     "webhook_requeue:sqs:SendMessage": "re-queues an event recorded but not applied: none is pending in the run",
+    # Ramps III: an operator resumes or fails a paused ramp of either corridor the same way; the run
+    # pauses and resumes an on-ramp only.
+    "states:DescribeExecution@state_machine:brl_off": "an operator resumes a paused off-ramp as the run an on-ramp",
+    "states:SendTaskSuccess@state_machine:brl_off": "an operator resumes a paused off-ramp as the run an on-ramp",
 }
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -133,10 +133,19 @@ def test_a_stage_without_an_external_value_fails_synthesis() -> None:
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_ramps_may_start_exactly_brl_on_and_brl_off(cloud: Cloud, stage: str) -> None:
+def test_ramps_may_start_and_resume_exactly_brl_on_and_brl_off(cloud: Cloud, stage: str) -> None:
     grants = iam.role_grants(cloud.templates[stage])
     states = {(g.action, g.resource, g.suffix) for g in grants["ramps"] if g.action.startswith("states:")}
-    assert states == {("states:StartExecution", f"state_machine:{name}", "") for name in MACHINES}
+    # start (and recover) executions; for an operator's resume: is it alive, hand it the decision
+    assert states == {
+        (action, f"state_machine:{name}", suffix)
+        for name in MACHINES
+        for action, suffix in (
+            ("states:StartExecution", ""),
+            ("states:DescribeExecution", ":*"),
+            ("states:SendTaskSuccess", ""),
+        )
+    }
     assert all(g.effect == "Allow" for g in grants["ramps"])
     others = {fn: [g for g in gs if g.action.startswith("states:")] for fn, gs in grants.items() if fn != "ramps"}
     completing = {

@@ -491,6 +491,7 @@ def _first_ref(value: Any) -> str | None:
 _GATEWAY_ARN = re.compile(r"^arn:[^:]*:apigateway:[^:]*::(/[^{}]+)$")
 # A state machine bound by its name-derived ARN (infra/stacks/stack.py: no construct reference, no cycle).
 _STATE_MACHINE_ARN = re.compile(r"^arn:[^:]*:states:[^:]*:[^:]*:stateMachine:rampart-[a-z]+-([A-Za-z0-9_]+)$")
+_EXECUTION_ARN = re.compile(r"^arn:[^:]*:states:[^:]*:[^:]*:execution:rampart-[a-z]+-([A-Za-z0-9_]+)(:.*)$")
 
 
 def resolve(value: Any, names: Mapping[str, str]) -> tuple[str, str]:
@@ -503,7 +504,10 @@ def resolve(value: Any, names: Mapping[str, str]) -> tuple[str, str]:
         if gateway:
             return f"apigateway:{gateway.group(1)}", ""
         machine = _STATE_MACHINE_ARN.match(value)
-        return (f"state_machine:{machine.group(1)}", "") if machine else (value, "")
+        if machine:
+            return f"state_machine:{machine.group(1)}", ""
+        execution = _EXECUTION_ARN.match(value)  # its executions: the machine, with a suffix
+        return (f"state_machine:{execution.group(1)}", execution.group(2)) if execution else (value, "")
     if isinstance(value, Mapping) and "Fn::Join" in value:
         parts = value["Fn::Join"][1]
         for i, part in enumerate(parts):

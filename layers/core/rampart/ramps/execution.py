@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from rampart.core.errors import Permanent, Transient
+from rampart.core.errors import Permanent, ReconciliationRequired, Transient
 from rampart.core.money import scale_of
 from rampart.journal.models import Holder, Movement, operation_key
 from rampart.journal.ports import JournalStore
@@ -51,6 +51,7 @@ class ExecutionStore(Protocol):
     def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None: ...
     def park(self, ramp_id: str, phase: str, task_token: str) -> Ramp: ...
     def set_refund(self, ramp_id: str, refund: Mapping[str, str]) -> None: ...
+    def pause(self, ramp_id: str, resume_at: str, task_token: str, message: str) -> Ramp: ...
 
 
 class Tasks(Protocol):
@@ -114,12 +115,30 @@ class Executor:
         self._receipt_wait = receipt_wait_seconds
 
     # -- the entry ------------------------------------------------------------------------------
-    def run(self, ramp_id: str, phase: str, *, task_token: str | None = None, error: Any = None) -> dict[str, Any]:
+    def run(
+        self,
+        ramp_id: str,
+        phase: str,
+        *,
+        task_token: str | None = None,
+        error: Any = None,
+        resume_at: str | None = None,
+    ) -> dict[str, Any]:
         ramp = self._store.ramp(ramp_id)
         if ramp is None:
             raise Permanent(f"no ramp {ramp_id}")
         if phase == "failed":
             return self._failed(ramp, error)
+        if phase == "paused":
+            if task_token is None or resume_at is None:
+                raise Permanent("the pause waits on a task token and names the phase to resume")
+            message, name = error_message(error)
+            self._store.pause(ramp_id, resume_at, task_token, f"paused in {resume_at} ({name}): {message}")
+            log.warning(
+                "ramp paused: an operator resumes or fails it",
+                extra={"ramp_id": ramp_id, "phase": resume_at, "error": name},
+            )
+            return {"ramp_id": ramp_id, "phase": "paused", "resume_at": resume_at}
         if phase not in ramp.corridor.phases:
             raise Permanent(f"{ramp.corridor.key} has no phase {phase}")
         if ramp.status not in ("running", "paused"):
@@ -172,11 +191,14 @@ class Executor:
 
     @contextmanager
     def _releasing(self, key: str, claim_id: str) -> Iterator[None]:
-        """A transient failure after a claim ends the claim's lease: the retry takes over at once
-        (looking the operation up first) instead of waiting out the lease."""
+        """A failure after a claim that will be retried (a transient one, or an unexpected fault)
+        ends the claim's lease: the retry takes over at once (looking the operation up first)
+        instead of waiting out the lease."""
         try:
             yield
-        except Transient:
+        except (Permanent, ReconciliationRequired):
+            raise
+        except Exception:  # Transient, or a fault the entry stack turns into one: both are retried
             self._journal.release(key, claim_id)
             raise
 
@@ -598,6 +620,10 @@ class Executor:
         """The execution caught an error: record it (a sentence, never a stack trace), give back
         what the user paid, and end the ramp."""
         message, name = error_message(error)
+        if ramp.status in ("running", "paused") and name == "States.Timeout" and ramp.phase == "payment":
+            self._store.record_error(ramp.id, "payment", "no payment came within the payment window", False)
+            self._store.finish(ramp.id, "expired", "payment")
+            return {"ramp_id": ramp.id, "phase": "payment", "error": name}
         if ramp.status in ("running", "paused"):
             refund = self._refund(ramp)
             if name == "PaymentRefused" and message == name:  # the task failure's cause did not come through

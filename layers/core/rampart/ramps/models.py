@@ -265,6 +265,8 @@ class Ramp:
     transactions: Mapping[str, list[str]] = field(default_factory=dict)
     execution_arn: str | None = None
     seq: int = 0  # the list position (newest first)
+    resume_at: str | None = None  # a paused ramp: the phase an operator's resume goes back to
+    recoveries: int = 0  # recovery executions started ({id}--r{n})
 
     @property
     def corridor(self) -> Corridor:

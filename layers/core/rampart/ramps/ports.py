@@ -70,6 +70,10 @@ class RampStore(Protocol):
         """Delete the unconsumed quotes expired more than ``grace_seconds`` ago; how many."""
         ...
 
+    def task_token(self, ramp_id: str) -> tuple[str | None, str | None]: ...
+
+    def unpause(self, ramp_id: str, *, recovery: bool) -> Ramp: ...
+
     def park(self, ramp_id: str, phase: str, task_token: str) -> Ramp:
         """Keep the token of the execution's task waiting in ``phase``."""
         ...
@@ -90,6 +94,14 @@ class Prices(Protocol):
 class Workflows(Protocol):
     def start(self, state_machine: str, name: str, payload: Mapping[str, Any]) -> str:
         """Start (or find, when it already exists) the execution ``name``: its ARN."""
+        ...
+
+    def alive(self, execution_arn: str) -> bool:
+        """Whether the execution is still running."""
+        ...
+
+    def complete(self, task_token: str, output: Mapping[str, Any]) -> None:
+        """Complete the waiting task of ``task_token`` with ``output``."""
         ...
 
 

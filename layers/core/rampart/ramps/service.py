@@ -536,6 +536,36 @@ class RampService:
         next_cursor = self._cursors.sign(scope, items[-1].seq) if more and items else None
         return Page(items=items, next_cursor=next_cursor)
 
+    # -- operators: resume or fail a paused ramp ------------------------------------------------
+    def operate(self, who: Caller, ramp_id: str, action: str) -> Ramp:
+        """``resume`` (back into the phase it paused in) or ``fail`` a ``paused`` ramp (else 409
+        ``invalid-phase``). The waiting execution gets the decision through its task token; when no
+        execution is alive (the twin restarted, it was stopped), a recovery execution
+        ``{ramp_id}--r{n}`` enters at that phase (or at ``failed``) — the journal guarantees that
+        nothing done before is done again."""
+        ramp = self.get(who, ramp_id)
+        if ramp.status != "paused":
+            raise InvalidPhase(f"only a paused ramp can be resumed or failed; this one is {ramp.status}")
+        token, phase = self._store.task_token(ramp.id)
+        alive = (
+            token is not None
+            and phase == "paused"
+            and ramp.execution_arn is not None
+            and self._workflows.alive(ramp.execution_arn)
+        )
+        resume_at = (ramp.resume_at or ramp.phase) if action == "resume" else "failed"
+        ramp = self._store.unpause(ramp.id, recovery=not alive)
+        if alive and token is not None:
+            self._workflows.complete(token, {"action": action})
+            return ramp
+        payload = {
+            "ramp_id": ramp.id,
+            "resume_at": resume_at,
+            "windows": {"payment_seconds": self.windows.payment_window},
+        }
+        arn = self._workflows.start(ramp.corridor.state_machine, f"{ramp.id}--r{ramp.recoveries}", payload)
+        return self._store.set_execution(ramp.id, arn)
+
     # -- the schedule and the worker ------------------------------------------------------------
     def expire(self) -> dict[str, int]:
         """Unstarted ramps past their start deadline → ``expired`` (their charges closed); quotes

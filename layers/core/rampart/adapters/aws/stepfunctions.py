@@ -48,6 +48,20 @@ class StepFunctionsWorkflows:
             raise Transient(f"Step Functions did not answer ({type(error).__name__})") from None
         return str(started["executionArn"])
 
+    def alive(self, execution_arn: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            described = self.client.describe_execution(executionArn=execution_arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return False
+            raise
+        return bool(described.get("status") == "RUNNING")
+
+    def complete(self, task_token: str, output: Mapping[str, Any]) -> None:
+        self.client.send_task_success(taskToken=task_token, output=json.dumps(dict(output)))
+
 
 class StepFunctionsTasks:
     """Completes a waiting task by its token (SendTaskSuccess / SendTaskFailure)."""

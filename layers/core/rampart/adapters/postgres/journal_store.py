@@ -104,13 +104,13 @@ class PostgresJournalStore:
             cur.execute(f"SELECT {_COLUMNS} FROM journal.operations WHERE key = %s FOR UPDATE", (key,))
             row = cur.fetchone()
             assert row is not None, "a conflicting key exists"
+            found = _operation(row)
+            if found.status == "unknown":  # nothing goes on until someone reconciles it
+                raise OutcomeUnknown(f"operation {key}: its outcome is unknown; reconcile it first")
             if bytes(row["request_hash"]) != digest:
                 raise JournalConflict(f"operation {key} was claimed for another request")
-            found = _operation(row)
             if found.status in SETTLED:
                 return Claim(found)
-            if found.status == "unknown":
-                raise OutcomeUnknown(f"operation {key}: its outcome is unknown; reconcile it first")
             if not row["lapsed"]:
                 raise OperationBusy(f"operation {key} is held by another claim until {found.lease_until.isoformat()}")
             cur.execute(

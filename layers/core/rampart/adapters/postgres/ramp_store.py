@@ -41,7 +41,7 @@ _RAMP = (
     "r.id AS ramp_id, r.seq, r.owner_id AS ramp_owner, r.status, r.phase, r.destination, r.payer, "
     "r.signing_accounts, r.unsigned_txs, r.presigned_txs, r.charge_id, r.payment_instructions, r.refund, "
     "r.start_deadline, r.execution_arn, r.history, r.errors, r.transactions, r.created_at AS ramp_created, "
-    "r.updated_at"
+    "r.updated_at, r.resume_at, r.recoveries"
 )
 _SELECT_RAMP = f"SELECT {_RAMP}, {_QUOTE} FROM ramps.ramps r JOIN ramps.quotes q ON q.id = r.quote_id"
 
@@ -102,6 +102,8 @@ def _ramp(row: Mapping[str, Any]) -> Ramp:
         transactions=row["transactions"],
         created_at=row["ramp_created"],
         updated_at=row["updated_at"],
+        resume_at=row["resume_at"],
+        recoveries=int(row["recoveries"]),
     )
 
 
@@ -404,3 +406,28 @@ class PostgresRampStore:
         """The token of the task the ramp's execution waits on, and its phase."""
         row = self._one("SELECT task_token, task_phase FROM ramps.ramps WHERE id = %s", (ramp_id,))
         return (None, None) if row is None else (row["task_token"], row["task_phase"])
+
+    def pause(self, ramp_id: str, resume_at: str, task_token: str, message: str) -> Ramp:
+        """The execution waits for an operator: ``paused`` (never silent: the error says why), the
+        phase to resume at and the waiting task's token kept."""
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET status = 'paused', resume_at = %s, task_token = %s, task_phase = 'paused', "
+                "updated_at = now(), errors = errors || jsonb_build_array(jsonb_build_object("
+                "'phase', %s::text, 'message', %s::text, 'recoverable', true, 'at', now())) "
+                "WHERE id = %s AND status IN ('running', 'paused')",
+                (resume_at, task_token, resume_at, message[:1000], ramp_id),
+            )
+        found = self.ramp(ramp_id)
+        assert found is not None
+        return found
+
+    def unpause(self, ramp_id: str, *, recovery: bool) -> Ramp:
+        """``paused`` → ``running`` (an operator resumes it); a recovery execution is counted."""
+        return self._update(
+            "UPDATE ramps.ramps SET status = 'running', recoveries = recoveries + %s, updated_at = now() "
+            "WHERE id = %s AND status = 'paused' RETURNING id",
+            (1 if recovery else 0, ramp_id),
+            ramp_id,
+            InvalidPhase("only a paused ramp can be resumed"),
+        )
