@@ -273,6 +273,15 @@ def bound_state_machine(machine: sfn.IStateMachine) -> Bound:
         on_machine = [a for a in actions if a not in EXECUTION_ACTIONS]
         if on_executions:
             machine.grant_execution(grantee, *on_executions)
+            executions = machine.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+            principal = grantee.grant_principal
+            if isinstance(principal, Construct):
+                acknowledge(
+                    principal,
+                    f"AwsSolutions-IAM5[Resource::{executions}]",
+                    "Executions are named after ramps, unknown in advance: the grant covers only this "
+                    "state machine's own executions (DescribeExecution for an operator's resume).",
+                )
         if on_machine:
             machine.grant(grantee, *on_machine)
 
