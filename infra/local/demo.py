@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -64,8 +65,18 @@ def _bar(done: int, total: int, width: int = 24) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-def run_ramp(client: Client, kind: str, corridor: dict[str, Any], say: Say) -> dict[str, Any]:
-    """One ramp of ``kind`` from quote to its end, its phases shown as they come."""
+@dataclass
+class Prepared:
+    """A ramp ready to start: its quote, the ramp as registered and signed, the registration's body."""
+
+    quote: dict[str, Any]
+    ramp: dict[str, Any]
+    body: dict[str, Any]
+
+
+def prepare(client: Client, kind: str, corridor: dict[str, Any], say: Say = lambda _: None) -> Prepared:
+    """A quote, a registration with keys made here (an off-ramp's wallet funded through ``/_sim``),
+    every blueprint signed here and submitted."""
     from eth_account import Account
 
     sim = Client(client.url)
@@ -94,8 +105,7 @@ def run_ramp(client: Client, kind: str, corridor: dict[str, Any], say: Say) -> d
     accounts = [{"network": "base", "address": ephemeral.address, "role": "ephemeral"}]
     body: dict[str, Any] = {"quote_id": quote["id"], "signing_accounts": accounts}
     if kind == "on":
-        wallet = Account.create()
-        body |= {"destination": {"address": wallet.address}, "payer": PAYER}
+        body |= {"destination": {"address": Account.create().address}, "payer": PAYER}
     else:
         user = Account.create()
         keys[user.address] = user
@@ -108,6 +118,14 @@ def run_ramp(client: Client, kind: str, corridor: dict[str, Any], say: Say) -> d
     say(f"  ramp {ramp['id']} registered: {len(ramp['unsigned_txs'])} blueprints to sign")
     ramp = client.call("POST", f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": _signed(ramp, keys)})
     say(f"  signed here, submitted: {ramp['signed']}/{len(ramp['unsigned_txs'])}")
+    return Prepared(quote, ramp, body)
+
+
+def run_ramp(client: Client, kind: str, corridor: dict[str, Any], say: Say) -> dict[str, Any]:
+    """One ramp of ``kind`` from quote to its end, its phases shown as they come."""
+    sim = Client(client.url)
+    prepared = prepare(client, kind, corridor, say)
+    quote, ramp, body = prepared.quote, prepared.ramp, prepared.body
     started = client.call("POST", f"/v1/ramps/{ramp['id']}/start", status=202, key=True)
     say(f"  started: {started['status']} in {started['phase']}")
     if kind == "on":

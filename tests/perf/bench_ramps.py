@@ -36,41 +36,11 @@ def env(name: str, default: str) -> str:
 
 
 def _ramp(url: str, kind: str, corridor: dict[str, Any], client: Any) -> tuple[str, Any]:
-    """A quote, a registration with fresh keys, every blueprint signed: ready to start."""
-    from eth_account import Account
+    """A quote, a registration with fresh keys, every blueprint signed: ready to start (the
+    demo's client: infra/local/demo.py)."""
+    from infra.local.demo import Client, prepare
 
-    from infra.local.demo import AMOUNTS, PAYEE, PAYER, Client, _signed
-
-    sim = Client(url)
-    quote = client.call(
-        "POST",
-        "/v1/quotes",
-        {
-            "ramp_type": kind,
-            "from": corridor["from"],
-            "to": corridor["to"],
-            "input_amount": AMOUNTS[kind],
-            "input_currency": corridor["input_currency"],
-            "output_currency": corridor["output_currency"],
-        },
-        status=201,
-    )
-    ephemeral = Account.create()
-    keys = {ephemeral.address: ephemeral}
-    accounts = [{"network": "base", "address": ephemeral.address, "role": "ephemeral"}]
-    body: dict[str, Any] = {"quote_id": quote["id"], "signing_accounts": accounts}
-    if kind == "on":
-        body |= {"destination": {"address": Account.create().address}, "payer": PAYER}
-    else:
-        user = Account.create()
-        keys[user.address] = user
-        accounts.append({"network": "base", "address": user.address, "role": "user"})
-        body["destination"] = PAYEE
-        for asset, amount in (("USDC", quote["input_amount"]), ("ETH", "0.01")):
-            sim.call("POST", "/_sim/base/faucet", {"address": user.address, "asset": asset, "amount": amount})
-    ramp = client.call("POST", "/v1/ramps", body, status=201, key=True)
-    client.call("POST", f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": _signed(ramp, keys)})
-    return str(ramp["id"]), sim
+    return str(prepare(client, kind, corridor).ramp["id"]), Client(url)
 
 
 def _run(url: str, client: Any, ramp_id: str, kind: str, sim: Any, poll: float) -> float:

@@ -328,17 +328,7 @@ class RampService:
             else:
                 out["pix_key"] = key[1]
                 out["pix_key_type"] = key[0]
-            tax = check.tax_id(given.get("tax_id"))
-            if tax is None:
-                errors.append(("/destination/tax_id", "not a CPF or CNPJ with valid check digits"))
-            else:
-                out["tax_id"] = tax
-            name = check.person_name(given.get("name"))
-            if name is None:
-                errors.append(("/destination/name", "a name of 1 to 140 printable characters"))
-            else:
-                out["name"] = name
-            return out
+            return out | self._person(given, "/destination", errors)
         errors.append(("/destination", f"{corridor.destination} destinations are not served"))
         return {}
 
@@ -352,15 +342,21 @@ class RampService:
             errors.append(("/payer", "a PIX on-ramp needs payer: {tax_id, name}"))
             return None
         self._only(given, ("tax_id", "name"), "/payer", errors)
+        return self._person(given, "/payer", errors)
+
+    @staticmethod
+    def _person(given: Mapping[str, Any], where: str, errors: list[tuple[str, str]]) -> dict[str, str]:
+        """``{tax_id, name}`` of a PIX payer or payee: a CPF or CNPJ with valid check digits (as
+        digits), a printable name."""
         out: dict[str, str] = {}
         tax = check.tax_id(given.get("tax_id"))
         if tax is None:
-            errors.append(("/payer/tax_id", "not a CPF or CNPJ with valid check digits"))
+            errors.append((f"{where}/tax_id", "not a CPF or CNPJ with valid check digits"))
         else:
             out["tax_id"] = tax
         name = check.person_name(given.get("name"))
         if name is None:
-            errors.append(("/payer/name", "a name of 1 to 140 printable characters"))
+            errors.append((f"{where}/name", "a name of 1 to 140 printable characters"))
         else:
             out["name"] = name
         return out

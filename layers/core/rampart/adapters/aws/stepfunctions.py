@@ -16,9 +16,10 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
-class StepFunctionsWorkflows:
-    def __init__(self, state_machines: Mapping[str, str], client: Any = None) -> None:
-        self._arns = dict(state_machines)
+class _StepFunctions:
+    """A Step Functions client, made on first use (boto3 imported then)."""
+
+    def __init__(self, client: Any = None) -> None:
         self._client = client
 
     @property
@@ -28,6 +29,12 @@ class StepFunctionsWorkflows:
 
             self._client = boto3.client("stepfunctions")
         return self._client
+
+
+class StepFunctionsWorkflows(_StepFunctions):
+    def __init__(self, state_machines: Mapping[str, str], client: Any = None) -> None:
+        super().__init__(client)
+        self._arns = dict(state_machines)
 
     def start(self, state_machine: str, name: str, payload: Mapping[str, Any]) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -63,19 +70,8 @@ class StepFunctionsWorkflows:
         self.client.send_task_success(taskToken=task_token, output=json.dumps(dict(output)))
 
 
-class StepFunctionsTasks:
+class StepFunctionsTasks(_StepFunctions):
     """Completes a waiting task by its token (SendTaskSuccess / SendTaskFailure)."""
-
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("stepfunctions")
-        return self._client
 
     def success(self, token: str, output: Mapping[str, Any]) -> None:
         self.client.send_task_success(taskToken=token, output=json.dumps(dict(output)))
