@@ -39,7 +39,12 @@ def embedded_server(name: str = "pg") -> Any:
             import pgserver
 
             server = pgserver.get_server(path, cleanup_mode="stop")
-            _raise_connection_limit(server.get_uri())
+            if _raise_connection_limit(server.get_uri()):
+                # The limit applies from the next start: restart now. Under this lock no other
+                # process has joined a server this process just started, so releasing our handle
+                # stops it (had others joined, it keeps running and the limit waits for its next start).
+                server._cleanup()
+                server = pgserver.get_server(path, cleanup_mode="stop")
         _servers[path] = server
     return _servers[path]
 
@@ -56,13 +61,15 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _raise_connection_limit(url: str) -> None:
-    """Ask for :data:`MAX_CONNECTIONS` (initdb's default is 100). The setting needs a restart: it
-    applies from the server's next start (it stops when its last user exits)."""
+def _raise_connection_limit(url: str) -> bool:
+    """Ask for :data:`MAX_CONNECTIONS` (initdb's default is 100); True when the running server has
+    fewer, so that it must restart for the setting to apply."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'").fetchone()
         if row is not None and row[0] < MAX_CONNECTIONS:
             conn.execute(sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(str(MAX_CONNECTIONS))))
+            return True
+    return False
 
 
 def embedded_url(name: str = "pg", database: str = "rampart") -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Stack, Tags
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Stack, Tags, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -275,7 +275,7 @@ def bound_state_machine(machine: sfn.IStateMachine) -> Bound:
             machine.grant_execution(grantee, *on_executions)
             executions = machine.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
             principal = grantee.grant_principal
-            if isinstance(principal, Construct):
+            if isinstance(principal, Construct) and not Token.is_unresolved(executions):
                 acknowledge(
                     principal,
                     f"AwsSolutions-IAM5[Resource::{executions}]",
