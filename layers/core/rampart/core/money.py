@@ -100,6 +100,12 @@ def to_decimal(units: int, currency: str) -> Decimal:
     return Decimal(format_units(units, currency))
 
 
+def format_amount(amount: Decimal, currency: str) -> str:
+    """An exact amount as the API's decimal string with exactly the asset's scale (``10.5`` →
+    ``"10.50"``); one with more decimals than the scale is refused, never rounded."""
+    return format_units(to_units(amount, currency, allow_zero=True), currency)
+
+
 def format_units(units: int, currency: str) -> str:
     """Base units as the API's decimal string with exactly the asset's scale (``"10.50"``)."""
     scale = scale_of(currency)

@@ -36,7 +36,7 @@ from rampart.ramps.chains import (
 )
 from rampart.ramps.models import NETWORK_DECIMALS, Ramp
 from rampart.ramps.pricing import to_chain
-from rampart.ramps.rails import MintRequest, PayoutRequest, Rail, RailError, RailRejected, RailUnavailable
+from rampart.ramps.rails import MintRequest, PayoutRequest, Rail, RailError, RailUnavailable
 
 log = logging.getLogger("rampart.ramps.execution")
 
@@ -113,6 +113,7 @@ class Executor:
         self._platform = platform
         self._keys = keys
         self._receipt_wait = receipt_wait_seconds
+        self._opened: set[tuple[str, str, str]] = set()  # mirrors known open (this container)
 
     # -- the entry ------------------------------------------------------------------------------
     def run(
@@ -329,12 +330,16 @@ class Executor:
         Only what our movements touch is mirrored: e.g. the anchor's own gas is the anchor's."""
         chain = self._chain(ramp)
         for asset in assets:
+            mirror = (holder.network, holder.key, asset)
+            if mirror in self._opened:  # once open, a mirror stays open: no transaction for it again
+                continue
             self._journal.open_mirror(
                 holder,
                 asset,
                 lambda asset=asset: self._ledger_units(holder.network, asset, chain.balance(holder.address, asset)),  # type: ignore[misc]
                 serialize_on=f"{holder.network}:{holder.key}",
             )
+            self._opened.add(mirror)
 
     def _received(self, ramp: Ramp, receipt: Receipt, asset: str, to: str) -> int:
         return int(self._chain(ramp).received(receipt, asset, to))
@@ -377,7 +382,8 @@ class Executor:
     def _mint(self, ramp: Ramp) -> None:
         ephemeral = self._ephemeral(ramp)
         verdict = payment_verdict(self._payments.payments_for(ramp.corridor.rail, ramp.id), ramp)
-        if verdict.payment_id is None:
+        payment_id = verdict.payment_id
+        if payment_id is None:
             raise Permanent(verdict.refused or "no accepted payment to mint against")
         token = ramp.corridor.swap[0]
         units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[ramp.corridor.chain][token])
@@ -386,37 +392,23 @@ class Executor:
             key,
             ramp_id=ramp.id,
             kind="mint",
-            request={"address": ephemeral.key, "amount": str(ramp.quote.input_amount), "payment": verdict.payment_id},
+            request={"address": ephemeral.key, "amount": str(ramp.quote.input_amount), "payment": payment_id},
             external_id=None,
             lease_seconds=LEASE_SECONDS,
         )
         if held.done:
             return
         rail = self._rails(ramp.corridor.rail)
-        with self._releasing(key, held.claim_id):
-            try:
-                mint = rail.get_mint(key) if held.look_up else None
-                if mint is None:
-                    mint = rail.request_mint(
-                        MintRequest(
-                            key=key,
-                            address=ephemeral.address,
-                            amount=ramp.quote.input_amount,
-                            payment_id=verdict.payment_id,
-                        )
-                    )
-            except RailUnavailable as error:
-                raise Transient(f"mint: {error.message}") from None
-            except RailRejected as error:
-                self._journal.settle(key, held.claim_id, "failed", error=error.message)
-                raise Permanent(f"mint refused: {error.message}") from None
-            if mint.status == "pending":
-                raise Transient("mint: the issuer has not minted yet")
-        if mint.tx_hash:
-            self._store.add_transaction(ramp.id, "mint", mint.tx_hash)
-        if mint.status == "failed":
-            self._journal.settle(key, held.claim_id, "failed", error=mint.reason or "the issuer failed the mint")
-            raise Permanent(f"mint failed: {mint.reason}")
+        mint = self._provider_operation(
+            ramp,
+            "mint",
+            key,
+            held.claim_id,
+            lambda: rail.get_mint(key) if held.look_up else None,
+            lambda: rail.request_mint(
+                MintRequest(key=key, address=ephemeral.address, amount=ramp.quote.input_amount, payment_id=payment_id)
+            ),
+        )
         minted = self._ledger_units(ramp.corridor.chain, token, units)
         self._journal.settle(
             key,
@@ -515,6 +507,36 @@ class Executor:
             lambda r: [Movement(key, asset, units, ephemeral, to)],
         )
 
+    def _provider_operation(
+        self,
+        ramp: Ramp,
+        phase: str,
+        key: str,
+        claim_id: str,
+        look_up: Callable[[], Any],
+        request: Callable[[], Any],
+    ) -> Any:
+        """A provider's operation (a mint, a payout) by our key: looked up first when someone may
+        have asked before, else asked for (the provider acts on a key once). Unreachable or not
+        done yet → Transient (the claim released); refused or failed → settled failed, Permanent.
+        Returns the completed operation (its transaction recorded on the ramp)."""
+        with self._releasing(key, claim_id):
+            try:
+                operation = look_up() or request()
+            except RailUnavailable as error:
+                raise Transient(f"{phase}: {error.message}") from None
+            except RailError as error:
+                self._journal.settle(key, claim_id, "failed", error=error.message)
+                raise Permanent(f"{phase} refused: {error.message}") from None
+            if operation.status == "pending":
+                raise Transient(f"{phase}: not done yet")
+        if operation.tx_hash:
+            self._store.add_transaction(ramp.id, phase, operation.tx_hash)
+        if operation.status == "failed":
+            self._journal.settle(key, claim_id, "failed", error=operation.reason or f"the {phase} failed")
+            raise Permanent(f"{phase} failed: {operation.reason}")
+        return operation
+
     def _receive(self, ramp: Ramp) -> None:
         ephemeral = self._ephemeral(ramp)
         user = next(a for a in ramp.signing_accounts if a.role == "user")
@@ -548,31 +570,22 @@ class Executor:
             return
         rail = self._rails(ramp.corridor.rail)
         token_amount = Decimal(output_units).scaleb(-NETWORK_DECIMALS[ramp.corridor.chain][token])
-        with self._releasing(key, held.claim_id):
-            try:
-                payout = rail.get_payout(key) if held.look_up else None
-                if payout is None:
-                    payout = rail.request_payout(
-                        PayoutRequest(
-                            key=key,
-                            amount=ramp.quote.output_amount,
-                            destination=destination,
-                            token_amount=token_amount,
-                            reference=ramp.id,
-                        )
-                    )
-            except RailUnavailable as error:
-                raise Transient(f"payout: {error.message}") from None
-            except RailError as error:
-                self._journal.settle(key, held.claim_id, "failed", error=error.message)
-                raise Permanent(f"payout refused: {error.message}") from None
-            if payout.status == "pending":
-                raise Transient("payout: not confirmed yet")
-        if payout.tx_hash:
-            self._store.add_transaction(ramp.id, "payout", payout.tx_hash)
-        if payout.status == "failed":
-            self._journal.settle(key, held.claim_id, "failed", error=payout.reason or "the payout failed")
-            raise Permanent(f"payout failed: {payout.reason}")
+        payout = self._provider_operation(
+            ramp,
+            "payout",
+            key,
+            held.claim_id,
+            lambda: rail.get_payout(key) if held.look_up else None,
+            lambda: rail.request_payout(
+                PayoutRequest(
+                    key=key,
+                    amount=ramp.quote.output_amount,
+                    destination=destination,
+                    token_amount=token_amount,
+                    reference=ramp.id,
+                )
+            ),
+        )
         self._journal.settle(
             key,
             held.claim_id,

@@ -24,7 +24,14 @@ from rampart.core.errors import DomainError, NotFound, Transient
 from rampart.core.money import to_units
 from rampart.ramps import destinations as check
 from rampart.ramps.blueprints import build, ephemeral_gas
-from rampart.ramps.chains import BlueprintMismatch, ChainError, ChainUnavailable, EvmChainPort, UndecodableTransaction
+from rampart.ramps.chains import (
+    Blueprint,
+    BlueprintMismatch,
+    ChainError,
+    ChainUnavailable,
+    EvmChainPort,
+    UndecodableTransaction,
+)
 from rampart.ramps.errors import (
     AmountOutOfRange,
     BlueprintMismatchError,
@@ -55,7 +62,7 @@ from rampart.ramps.models import (
     Status,
 )
 from rampart.ramps.ports import Prices, RampStore, Workflows
-from rampart.ramps.pricing import price
+from rampart.ramps.pricing import at_scale, price
 from rampart.ramps.rails import ChargeRequest, Rail, RailError, RailUnavailable
 
 log = logging.getLogger("rampart.ramps")
@@ -201,7 +208,7 @@ class RampService:
             id=new_id(QUOTE_PREFIX),
             owner_id=who.id,
             corridor=corridor,
-            input_amount=Decimal(request.input_amount).quantize(Decimal(1).scaleb(-_scale(corridor.input_currency))),
+            input_amount=at_scale(amount, corridor.input_currency),
             output_amount=priced.output_amount,
             rate=priced.rate,
             fees=priced.fees,
@@ -579,9 +586,7 @@ class RampService:
         return self._store.park(ramp_id, phase, task_token)
 
 
-def _as_blueprint(tx: Any) -> Any:
-    from rampart.ramps.chains import Blueprint
-
+def _as_blueprint(tx: Any) -> Blueprint:
     return Blueprint(network=tx.network, signer=tx.signer, tx_data=tx.tx_data)
 
 
@@ -595,12 +600,6 @@ def _describe(pairs: Sequence[tuple[Any, Any]]) -> str:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _scale(currency: str) -> int:
-    from rampart.core.money import scale_of
-
-    return scale_of(currency)
 
 
 __all__ = ["Caller", "Page", "QuoteRequest", "RampService", "Windows", "new_id"]

@@ -155,9 +155,16 @@ def _key(network: str, role: str) -> str:
     return found
 
 
+@cache
+def _tasks() -> Any:
+    """The container's Step Functions client for completing waiting tasks (made once)."""
+    from rampart.adapters.aws.stepfunctions import StepFunctionsTasks
+
+    return StepFunctionsTasks()
+
+
 def executor() -> Executor:
     """The container's executor of ramp phases (the ``ramp_worker``)."""
-    from rampart.adapters.aws.stepfunctions import StepFunctionsTasks
     from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.journal_store import PostgresJournalStore
     from rampart.adapters.postgres.rail_store import PostgresRailReader
@@ -173,7 +180,7 @@ def executor() -> Executor:
             chains=chain,
             rails=rail,
             payments=PostgresRailReader(database),
-            tasks=StepFunctionsTasks(),
+            tasks=_tasks(),
             platform=platform,
             keys=_key,
         )
@@ -196,7 +203,6 @@ def reconcile() -> Any:
 def resume_payment_wait(reference: str) -> bool:
     """After the rail recorded a payment for ``reference`` (a ramp id): complete the ramp's payment
     wait if its task token is kept (the webhook path calls this)."""
-    from rampart.adapters.aws.stepfunctions import StepFunctionsTasks
     from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.rail_store import PostgresRailReader
     from rampart.adapters.postgres.ramp_store import PostgresRampStore
@@ -211,7 +217,7 @@ def resume_payment_wait(reference: str) -> bool:
     if ramp is None or ramp.status != "running":
         return False
     verdict = payment_verdict(PostgresRailReader(database).payments_for(ramp.corridor.rail, reference), ramp)
-    return complete_payment_wait(StepFunctionsTasks(), token, verdict)
+    return complete_payment_wait(_tasks(), token, verdict)
 
 
 def reset() -> None:
@@ -220,6 +226,7 @@ def reset() -> None:
     _built = None
     _executor = None
     platform_keys.cache_clear()
+    _tasks.cache_clear()
     chain.cache_clear()
     platform.cache_clear()
     rail.cache_clear()

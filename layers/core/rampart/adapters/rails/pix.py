@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rampart.core.money import format_units, to_units
+from rampart.core.money import format_amount
 from rampart.ramps.rails import (
     Charge,
     ChargeRequest,
@@ -46,10 +46,6 @@ if TYPE_CHECKING:
     from rampart.rails.events import RailEvent
 
 DEFAULT_TIMEOUT = 10.0
-
-
-def _amount(value: Decimal, currency: str) -> str:
-    return format_units(to_units(value, currency), currency)
 
 
 def _moment(text: str) -> datetime:
@@ -148,7 +144,7 @@ class PixRail:
     def create_charge(self, request: ChargeRequest) -> Charge:
         body = {
             "reference": request.reference,
-            "amount": _amount(request.amount, request.currency),
+            "amount": format_amount(request.amount, request.currency),
             "currency": request.currency,
             "payer_tax_id": request.payer_tax_id,
             "expires_at": request.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -182,7 +178,7 @@ class PixRail:
         body = {
             "key": request.key,
             "address": request.address,
-            "amount": _amount(request.amount, "BRLA"),
+            "amount": format_amount(request.amount, "BRLA"),
             "payment_id": request.payment_id,
         }
         return self._mint(self._ok("POST", "/mints", body))
@@ -217,10 +213,10 @@ class PixRail:
             "pix_key": destination["pix_key"],
             "tax_id": destination["tax_id"],
             "name": destination["name"],
-            "amount": _amount(request.amount, request.currency),
+            "amount": format_amount(request.amount, request.currency),
         }
         if request.token_amount is not None:
-            body["brla_amount"] = _amount(request.token_amount, "BRLA")
+            body["brla_amount"] = format_amount(request.token_amount, "BRLA")
         if request.reference is not None:
             body["reference"] = request.reference
         return self._payout(self._ok("POST", "/payouts", body))

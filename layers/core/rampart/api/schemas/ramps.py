@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rampart.api.inputs import RequestModel
 from rampart.api.schemas.ledger import AmountIn
+from rampart.core.money import format_amount
 from rampart.ramps.models import PHASES, STATUSES, Corridor, Quote, Ramp
 
 Network = Literal["base", "pendulum", "stellar"]
@@ -85,15 +86,15 @@ class CorridorOut(BaseModel):
 
     @classmethod
     def from_domain(cls, corridor: Corridor) -> Self:
-        scale = _scale(corridor.input_currency)
+        currency = corridor.input_currency
         return cls(
             source=corridor.source,
             to=corridor.destination,
             ramp_type=corridor.ramp_type,
             input_currency=corridor.input_currency,
             output_currency=corridor.output_currency,
-            min_amount=_fixed(corridor.min_amount, scale),
-            max_amount=_fixed(corridor.max_amount, scale),
+            min_amount=format_amount(corridor.min_amount, currency),
+            max_amount=format_amount(corridor.max_amount, currency),
             networks=list(corridor.networks),
             phases=list(corridor.phases),
         )
@@ -123,23 +124,23 @@ class QuoteOut(BaseModel):
     def from_domain(cls, quote: Quote) -> Self:
         corridor = quote.corridor
         fees = quote.fees
-        scale = _scale(corridor.input_currency)
+        currency = corridor.input_currency
         return cls(
             id=quote.id,
             ramp_type=corridor.ramp_type,
             source=corridor.source,
             to=corridor.destination,
-            input_amount=_fixed(quote.input_amount, scale),
+            input_amount=format_amount(quote.input_amount, currency),
             input_currency=corridor.input_currency,
-            output_amount=_fixed(quote.output_amount, _scale(corridor.output_currency)),
+            output_amount=format_amount(quote.output_amount, corridor.output_currency),
             output_currency=corridor.output_currency,
             rate=str(quote.rate),
             fees=FeesOut(
-                network=_fixed(fees.network, scale),
-                anchor=_fixed(fees.anchor, scale),
-                platform=_fixed(fees.platform, scale),
-                partner=_fixed(fees.partner, scale),
-                total=_fixed(fees.total, scale),
+                network=format_amount(fees.network, currency),
+                anchor=format_amount(fees.anchor, currency),
+                platform=format_amount(fees.platform, currency),
+                partner=format_amount(fees.partner, currency),
+                total=format_amount(fees.total, currency),
                 currency=fees.currency,
             ),
             expires_at=_utc(quote.expires_at),
@@ -246,23 +247,6 @@ class RampOut(BaseModel):
 class RampList(BaseModel):
     items: list[RampOut]
     next_cursor: str | None
-
-
-def _scale(currency: str) -> int:
-    from rampart.core.money import scale_of
-
-    return scale_of(currency)
-
-
-def _fixed(amount: Any, scale: int) -> str:
-    """An exact Decimal written with exactly ``scale`` decimals (never rounds: amounts here carry
-    at most their scale)."""
-    from decimal import Decimal
-
-    value = Decimal(amount)
-    fixed = value.quantize(Decimal(1).scaleb(-scale))
-    assert fixed == value, (amount, scale)
-    return f"{fixed:f}"
 
 
 class DifferenceOut(BaseModel):
