@@ -2,7 +2,8 @@
 (``python -m infra.asl``; a test checks the committed files are what this writes). The files are
 the flow a reader sees; this only keeps their repeated parts (Retry, Catch, the pause exits) one.
 
-Every phase is a Task on the ``ramp_worker``. ``Transient`` retries with backoff; a final error
+Every phase is a Task on the ``ramp_worker``. ``Transient`` retries with backoff, ``Busy`` (a journal
+claim held by another attempt) for longer than a claim's lease; a final error
 (``Permanent``, a refused payment) goes to ``failed``; anything else — a ``ReconciliationRequired``,
 a ``Transient`` past its retries — pauses: the phase's exit records where (``$.resume_at``) and
 ``paused`` waits on a task token until an operator resumes (back into that phase) or fails the
@@ -22,11 +23,26 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = "${RampWorker}"
 RETRY = [
     {
-        "ErrorEquals": ["Transient", "Lambda.ServiceException", "Lambda.TooManyRequestsException"],
+        # A node or provider that did not answer, a transaction not mined yet; a worker killed at its
+        # timeout (its claim is then Busy until the lease ends, below).
+        "ErrorEquals": [
+            "Transient",
+            "Lambda.ServiceException",
+            "Lambda.TooManyRequestsException",
+            "Sandbox.Timedout",
+        ],
         "IntervalSeconds": 1,
         "MaxAttempts": 6,
         "BackoffRate": 2.0,
-    }
+    },
+    {
+        # Another attempt holds the operation's journal claim: retried for longer than a lease
+        # (rampart.ramps.execution.LEASE_SECONDS, 120 s), so a hung worker's claim is taken over.
+        "ErrorEquals": ["Busy"],
+        "IntervalSeconds": 15,
+        "MaxAttempts": 10,
+        "BackoffRate": 1.0,
+    },
 ]
 FINAL = ["Permanent", "PaymentRefused", "States.Timeout"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from infra.asl import rendered
+from rampart.ramps.execution import LEASE_SECONDS
 from rampart.ramps.models import SERVED
 
 
@@ -21,6 +22,10 @@ def test_every_phase_retries_transient_and_pauses_or_fails_on_the_rest() -> None
         for phase in corridor.phases[1:]:
             task = states[phase]
             assert task["Retry"][0]["ErrorEquals"][0] == "Transient"
+            (busy,) = [r for r in task["Retry"] if r["ErrorEquals"] == ["Busy"]]
+            waits = [busy["IntervalSeconds"] * busy["BackoffRate"] ** i for i in range(busy["MaxAttempts"])]
+            # a claim held by a hung worker is taken over once its lease ends, never paused before
+            assert sum(waits) > LEASE_SECONDS, phase
             catches = [(c["ErrorEquals"], c["Next"]) for c in task["Catch"]]
             assert catches[0][1] == "failed"
             assert "Permanent" in catches[0][0]

@@ -132,15 +132,18 @@ def test_a_workers_failures_leave_as_typed_errors(quiet: None, payload: Any, err
 
 
 def test_a_subclassed_task_error_leaves_as_its_classification(quiet: None) -> None:
-    """A state machine's Retry matches "Transient": a chain unavailable, an operation held by
-    another claim (subclasses) must leave under that name, their message kept."""
+    """A state machine's Retry matches "Transient" and "Busy": a chain unavailable, an operation
+    held by another claim (subclasses) must leave under those names, their message kept."""
     from rampart.core.entry import worker_entry
+    from rampart.core.errors import Busy
     from rampart.journal import OperationBusy, OutcomeUnknown
     from rampart.ramps.chains import ChainUnavailable, TransactionRejected
 
     cases = [
         (ChainUnavailable("base: no answer"), Transient),
-        (OperationBusy("held until 12:00"), Transient),
+        (OperationBusy("held until 12:00"), Busy),
+        (Busy("held"), Busy),
+        (Transient("no answer"), Transient),
         (TransactionRejected("nonce too low"), Permanent),
         (OutcomeUnknown("payout unknown"), ReconciliationRequired),
     ]

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rampart.core.errors import DomainError, Permanent, ReconciliationRequired, TaskError, Transient
+from rampart.core.errors import Busy, DomainError, Permanent, ReconciliationRequired, TaskError, Transient
 from rampart.core.settings import ConfigurationError, Settings, settings, validated
 
 NAMESPACE = "Rampart"
@@ -125,10 +125,10 @@ class Entry:
             self.logger.warning("task failed", extra={"error": type(exc).__name__, "reason": exc.message})
             self.count("TaskFailed")
             # The error's name is what a state machine's Retry and Catch match: a subclass (a chain
-            # unavailable, an operation busy) leaves as its classification, so "Transient" retries it.
-            for kind in (Transient, ReconciliationRequired, Permanent):
-                if isinstance(exc, kind) and type(exc) is not kind:
-                    return kind(exc.message)
+            # unavailable, a journal conflict) leaves as its classification, so "Transient" retries it.
+            for kind in (Busy, Transient, ReconciliationRequired, Permanent):
+                if isinstance(exc, kind):
+                    return exc if type(exc) is kind else kind(exc.message)
             return exc
         if isinstance(exc, DomainError):
             self.logger.warning("input refused", extra={"error": exc.slug, "reason": exc.detail})

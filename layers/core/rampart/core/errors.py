@@ -133,6 +133,12 @@ class Transient(TaskError):
     """Worth retrying with backoff: a dependency timed out or was unavailable."""
 
 
+class Busy(Transient):
+    """Another attempt holds the work (a journal claim whose lease has not run out): a worker that
+    hung or was killed holds it until the lease ends, so this is retried longer than a ``Transient``
+    (ASL: its own Retry, spanning the lease)."""
+
+
 class ReconciliationRequired(TaskError):
     """RECOVERABLE: the outside world's state is unknown (a payment may or may not have gone
     out); reconcile before going on, never retry blindly."""

@@ -1,10 +1,10 @@
 """The journal's refusals, classified for the worker's retry policy (rampart.core.errors): a
 conflicting request is a bug (Permanent), a live claim of another worker is worth waiting for
-(Transient), an outcome nobody knows pauses the ramp for reconciliation."""
+(Busy: retried for as long as a lease), an outcome nobody knows pauses the ramp for reconciliation."""
 
 from __future__ import annotations
 
-from rampart.core.errors import Permanent, ReconciliationRequired, Transient
+from rampart.core.errors import Busy, Permanent, ReconciliationRequired
 
 
 class JournalConflict(Permanent):
@@ -12,7 +12,7 @@ class JournalConflict(Permanent):
     for the same thing."""
 
 
-class OperationBusy(Transient):
+class OperationBusy(Busy):
     """Another worker holds a live claim on the key (its lease has not run out): retry later."""
 
 

@@ -192,9 +192,10 @@ class Executor:
 
     @contextmanager
     def _releasing(self, key: str, claim_id: str) -> Iterator[None]:
-        """A failure after a claim that will be retried (a transient one, or an unexpected fault)
-        ends the claim's lease: the retry takes over at once (looking the operation up first)
-        instead of waiting out the lease."""
+        """A failure after a claim that will be retried (a transient one, or an unexpected fault —
+        in the act, or in the settlement that records it, whose transaction then rolled back) ends
+        the claim's lease: the retry takes over at once (looking the operation up first) instead of
+        waiting out the lease. Wraps everything from the claim to its settlement."""
         try:
             yield
         except (Permanent, ReconciliationRequired):
@@ -265,7 +266,7 @@ class Executor:
                     self._journal.settle(key, held.claim_id, "failed", error=rejected.reason)
                     raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {rejected.reason}") from None
                 receipt = self._receipt(chain, signed.tx_hash)
-        self._settle_receipt(ramp, phase, key, held.claim_id, receipt, payer, movements)
+            self._settle_receipt(ramp, phase, key, held.claim_id, receipt, payer, movements)
 
     def _platform_tx(
         self,
@@ -323,7 +324,7 @@ class Executor:
                 raw = str(held.operation.evidence["raw"])
                 chain.submit(SignedTransaction(holder.network, holder.address, tx_hash, raw, _NO_BLUEPRINT))
             receipt = receipt or self._receipt(chain, tx_hash)
-        self._settle_receipt(ramp, phase, key, held.claim_id, receipt, holder, movements)
+            self._settle_receipt(ramp, phase, key, held.claim_id, receipt, holder, movements)
 
     def _open(self, ramp: Ramp, holder: Holder, assets: Sequence[str]) -> None:
         """Mirror ``holder``'s ``assets`` from now on (opened with their balance the first time).
@@ -399,7 +400,8 @@ class Executor:
         if held.done:
             return
         rail = self._rails(ramp.corridor.rail)
-        mint = self._provider_operation(
+        minted = self._ledger_units(ramp.corridor.chain, token, units)
+        self._provider_operation(
             ramp,
             "mint",
             key,
@@ -408,14 +410,13 @@ class Executor:
             lambda: rail.request_mint(
                 MintRequest(key=key, address=ephemeral.address, amount=ramp.quote.input_amount, payment_id=payment_id)
             ),
-        )
-        minted = self._ledger_units(ramp.corridor.chain, token, units)
-        self._journal.settle(
-            key,
-            held.claim_id,
-            "confirmed",
-            outcome={"mint_id": mint.mint_id, "tx_hash": mint.tx_hash},
-            movements=[Movement(f"{key}:mint", token, minted, None, ephemeral)],
+            lambda mint: self._journal.settle(
+                key,
+                held.claim_id,
+                "confirmed",
+                outcome={"mint_id": mint.mint_id, "tx_hash": mint.tx_hash},
+                movements=[Movement(f"{key}:mint", token, minted, None, ephemeral)],
+            ),
         )
 
     def _swap(self, ramp: Ramp) -> None:
@@ -515,11 +516,13 @@ class Executor:
         claim_id: str,
         look_up: Callable[[], Any],
         request: Callable[[], Any],
+        settle: Callable[[Any], object],
     ) -> Any:
         """A provider's operation (a mint, a payout) by our key: looked up first when someone may
         have asked before, else asked for (the provider acts on a key once). Unreachable or not
         done yet → Transient (the claim released); refused or failed → settled failed, Permanent.
-        Returns the completed operation (its transaction recorded on the ramp)."""
+        Completed: its transaction recorded on the ramp and ``settle`` called (inside the claim's
+        release scope, like the act). Returns the completed operation."""
         with self._releasing(key, claim_id):
             try:
                 operation = look_up() or request()
@@ -530,11 +533,12 @@ class Executor:
                 raise Permanent(f"{phase} refused: {error.message}") from None
             if operation.status == "pending":
                 raise Transient(f"{phase}: not done yet")
-        if operation.tx_hash:
-            self._store.add_transaction(ramp.id, phase, operation.tx_hash)
-        if operation.status == "failed":
-            self._journal.settle(key, claim_id, "failed", error=operation.reason or f"the {phase} failed")
-            raise Permanent(f"{phase} failed: {operation.reason}")
+            if operation.tx_hash:
+                self._store.add_transaction(ramp.id, phase, operation.tx_hash)
+            if operation.status == "failed":
+                self._journal.settle(key, claim_id, "failed", error=operation.reason or f"the {phase} failed")
+                raise Permanent(f"{phase} failed: {operation.reason}")
+            settle(operation)
         return operation
 
     def _receive(self, ramp: Ramp) -> None:
@@ -570,7 +574,8 @@ class Executor:
             return
         rail = self._rails(ramp.corridor.rail)
         token_amount = Decimal(output_units).scaleb(-NETWORK_DECIMALS[ramp.corridor.chain][token])
-        payout = self._provider_operation(
+        burnt = self._ledger_units(ramp.corridor.chain, token, output_units)
+        self._provider_operation(
             ramp,
             "payout",
             key,
@@ -585,17 +590,13 @@ class Executor:
                     reference=ramp.id,
                 )
             ),
-        )
-        self._journal.settle(
-            key,
-            held.claim_id,
-            "confirmed",
-            outcome={"payout_id": payout.payout_id, "tx_hash": payout.tx_hash},
-            movements=[
-                Movement(
-                    f"{key}:burn", token, self._ledger_units(ramp.corridor.chain, token, output_units), anchor, None
-                )
-            ],
+            lambda payout: self._journal.settle(
+                key,
+                held.claim_id,
+                "confirmed",
+                outcome={"payout_id": payout.payout_id, "tx_hash": payout.tx_hash},
+                movements=[Movement(f"{key}:burn", token, burnt, anchor, None)],
+            ),
         )
 
     def _sweep(self, ramp: Ramp) -> None:
