@@ -187,6 +187,18 @@ class DbRole:
 
 
 @dataclass(frozen=True)
+class MetricAlarm:
+    """An alarm when a function's own metric (a count, summed over ``minutes``) exceeds
+    ``threshold`` for ``periods`` periods in a row."""
+
+    metric: str
+    threshold: int
+    description: str
+    minutes: int = 5
+    periods: int = 1
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     handler: str  # module:function, importable from the bundle root
@@ -208,6 +220,9 @@ class Function:
     grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The database role it connects as (a DB_ROLES name): required exactly when it uses postgres.
     db_role: str | None = None
+    # Alarms on the metrics it publishes itself (rampart.core.entry.count), beside the alarms every
+    # function gets (errors, throttles, its DLQ, a schedule's heartbeat).
+    alarms: tuple[MetricAlarm, ...] = ()
 
     @property
     def asynchronous(self) -> bool:
@@ -235,6 +250,7 @@ LEDGER: frozenset[str] = frozenset({"postgres"})
 MONEY: frozenset[str] = frozenset({"postgres", "idempotency"})
 TASK_COMPLETION = ("states:SendTaskSuccess", "states:SendTaskFailure")  # a waiting task, by its token
 OPERATE = ("states:StartExecution", "states:DescribeExecution", "states:SendTaskSuccess")
+WATCH = ("states:DescribeExecution", "states:StopExecution")  # an execution's status; a silent one stopped
 WORLD: frozenset[str] = frozenset({"base_rpc", "base_contracts", "base_accounts", "pix_api"})  # chains, providers
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -396,6 +412,32 @@ FUNCTIONS: tuple[Function, ...] = (
         db_role="rampart_ramp_sweep",
     ),
     Function(
+        name="ramp_watch",
+        handler="functions.ramp_watch.handler.handler",
+        description="Pause running ramps whose execution is gone, ended or silent; reconcile the mirrors",
+        kind="scheduled",
+        uses=frozenset({"postgres", "brl_on", "brl_off", "ramp_windows"}) | (WORLD - {"pix_api"}),
+        # It reads a ramp's execution and stops a silent one before pausing its ramp.
+        grants=(("brl_on", WATCH), ("brl_off", WATCH)),
+        layers=("core", "chains"),
+        timeout_seconds=120,
+        db_role="rampart_ramp_watch",
+        alarms=(
+            MetricAlarm("RampsPaused", 0, "the ramp watch paused a ramp whose execution was gone, ended or silent"),
+            MetricAlarm("PausedRamps", 0, "ramps are paused: an operator resumes or fails each (docs/ramps.md)"),
+            MetricAlarm("RampWatchStopFailed", 0, "a silent ramp's execution could not be stopped: left running"),
+            # A ramp in flight differs for a moment (the chain moved, its settlement not yet written):
+            # only a difference that stays for 3 runs in a row is one.
+            MetricAlarm(
+                "ReconciliationDifferences",
+                0,
+                "the ledger's mirrors and the chains disagree: GET /v1/admin/reconciliation",
+                minutes=1,
+                periods=3,
+            ),
+        ),
+    ),
+    Function(
         name="webhook_apply",
         handler="functions.webhook_apply.handler.handler",
         description="Apply queued provider events to the rail state, once each; complete a ramp's payment wait",
@@ -433,6 +475,7 @@ DB_ROLES: tuple[DbRole, ...] = (
     DbRole("rampart_ramps", "quotes and ramps (0009.ramps.sql): prices, registers, signs, starts, reads"),
     DbRole("rampart_ramp_worker", "a ramp's execution: reads it, keeps its waiting task's token"),
     DbRole("rampart_ramp_sweep", "expires unstarted ramps, deletes long-expired unused quotes"),
+    DbRole("rampart_ramp_watch", "pauses lost running ramps; reads the mirrors and their ledger balances"),
 )
 TABLES: tuple[Table, ...] = (
     Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
@@ -477,15 +520,18 @@ USAGE_PLANS: tuple[UsagePlan, ...] = (
     ),
 )
 # The ramps' windows per stage, as rampart.wiring.ramps reads them (quote TTL, start deadline,
-# payment window, in seconds). API.md's values everywhere but ``test``, which a suite may run.
-_API_WINDOWS = "quote_ttl=600,start_deadline=900,payment_window=1800"
+# payment window, in seconds). API.md's values everywhere; the watch's shorter for a laptop and a suite.
+# The watch (rampart.ramps.watch): ``watch_grace`` before a running ramp's execution is looked at,
+# ``silence`` before a running execution that makes no progress is stopped and its ramp paused
+# (longer than every Retry of infra/asl.py together, the Busy one included).
+_API_WINDOWS = "quote_ttl=600,start_deadline=900,payment_window=1800,watch_grace=120,silence=1800"
 STAGE_SETTINGS: tuple[StageSetting, ...] = (
     StageSetting(
         "ramp_windows",
         setting="ramp_windows",
         values=(
-            ("local", _API_WINDOWS),
-            ("test", "quote_ttl=600,start_deadline=900,payment_window=30"),
+            ("local", "quote_ttl=600,start_deadline=900,payment_window=1800,watch_grace=20,silence=900"),
+            ("test", "quote_ttl=600,start_deadline=900,payment_window=30,watch_grace=5,silence=600"),
             ("dev", _API_WINDOWS),
             ("staging", _API_WINDOWS),
             ("prod", _API_WINDOWS),
@@ -515,6 +561,7 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("ledger-sweep", "rate(1 minute)", "ledger_sweep"),
     Schedule("webhook-requeue", "rate(1 minute)", "webhook_requeue"),
     Schedule("ramp-sweep", "rate(1 minute)", "ramp_sweep"),
+    Schedule("ramp-watch", "rate(1 minute)", "ramp_watch"),
 )
 
 # A ramp's execution per corridor (named after the ramp; the ramps function starts it).

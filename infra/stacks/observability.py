@@ -5,7 +5,8 @@ dashboard for the stage.
 Alarms: every DLQ's depth > 0; every function's errors > 0 (the authorizer's refusals, which it
 must raise for API Gateway to answer 401, are subtracted: they are counted as its
 ``AuthorizerRefused`` metric); every function's throttles > 0; every scheduled function's
-heartbeat (no invocation in 5 minutes); API 5xx and p99 latency; state machine failures and
+heartbeat (no invocation in 5 minutes); each function's own metric alarms (``Function.alarms``:
+the ramp watch's paused ramps and reconciliation differences); API 5xx and p99 latency; state machine failures and
 time-outs; RDS Proxy borrow latency and client connections; Aurora capacity; DynamoDB system
 errors and throttles per table."""
 
@@ -191,6 +192,21 @@ class Observability(Construct):
                 0,
                 f"{name} was throttled: its reserved concurrency (infra/manifest.py) is exhausted",
             )
+        for spec in manifest.functions:
+            for own in spec.alarms:
+                alarm(
+                    f"{own.metric}-{spec.name}",
+                    cloudwatch.Metric(
+                        namespace=METRICS_NAMESPACE,
+                        metric_name=own.metric,
+                        dimensions_map={"service": spec.name},
+                        period=Duration.minutes(own.minutes),
+                        statistic="Sum",
+                    ),
+                    own.threshold,
+                    own.description,
+                    periods=own.periods,
+                )
         for spec in manifest.of_kind("scheduled"):
             alarm(
                 f"Heartbeat-{spec.name}",

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.e2e.api import Client, admin
-from tests.e2e.ramps import Ramps
+from tests.e2e.ramps import Ramps, execute
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.xdist_group("ramps")
@@ -131,3 +131,53 @@ def test_only_a_paused_ramp_is_resumed_or_failed(bob: Ramps, twin_url: str) -> N
         reply = root.post(f"/v1/admin/ramps/{waiting.id}/{action}")
         assert (reply.status, reply.body["type"]) == (409, "/problems/invalid-phase")
     assert root.post("/v1/admin/ramps/rmp_missing/resume").status == 404
+
+
+def test_the_watch_pauses_a_running_ramp_whose_execution_is_gone(
+    bob: Ramps, twin_url: str, twin_database_url: str
+) -> None:
+    """Never lost, never silent: a running ramp whose execution is gone (what a restart of the twin
+    does to moto's executions) is paused by the ``ramp-watch`` schedule, with an error naming the
+    execution; resumed, a recovery execution completes it. A ramp that moves is left alone."""
+    registered = bob.started("on")  # waits for its payment: running, its execution alive
+    moving = bob.started("on")
+    eventually(lambda: payment_wait_parked(twin_database_url, registered.id), timeout=60, what="the wait parked")
+    gone = execute(
+        twin_database_url,
+        "UPDATE ramps.ramps SET execution_arn = execution_arn || '-gone', updated_at = now() - interval '1 hour' "
+        "WHERE id = %s AND status = 'running'",
+        registered.id,
+    )
+    assert gone == 1
+    ran = bob.anonymous.post("/_twin/schedules/ramp-watch/run")
+    assert ran.status == 200, ran
+    assert registered.id in ran.body["result"]["paused"]
+    assert moving.id not in ran.body["result"]["paused"]  # its execution is alive, its grace not over
+    assert ran.body["result"]["paused_total"] >= 1
+    shown = bob.get(registered.id)
+    assert (shown["status"], shown["phase"]) == ("paused", "payment")
+    error = shown["errors"][-1]
+    assert (error["phase"], error["recoverable"]) == ("payment", True)
+    assert f"{registered.id}-gone is gone" in error["message"]
+    assert bob.get(moving.id)["status"] == "running"
+    root = admin(twin_url)
+    assert registered.id in [r["id"] for r in root.get("/v1/admin/ramps?status=paused").body["items"]]
+
+    assert bob.anonymous.post("/_sim/pix/payments", {"ramp_id": registered.id}).status == 200
+    resumed = root.post(f"/v1/admin/ramps/{registered.id}/resume")
+    assert resumed.status == 200, resumed
+    done = bob.settled(registered.id)
+    assert (done["status"], done["phase"]) == ("completed", "complete")
+    (recovery,) = bob.executions(f"{registered.id}--r1")
+    assert recovery["status"] == "SUCCEEDED", recovery
+    assert (
+        bob.balances(registered.ramp["destination"]["address"])["balances"]["USDC"] == registered.ramp["output_amount"]
+    )
+    assert root.get("/v1/admin/reconciliation").body["differences"] == []
+
+
+def payment_wait_parked(database_url: str, ramp_id: str) -> bool:
+    """Whether the ramp's execution keeps a task token in ``payment`` (its wait has begun)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT task_phase FROM ramps.ramps WHERE id = %s", (ramp_id,)).fetchone()
+    return row is not None and row[0] == "payment"

@@ -98,7 +98,9 @@ def test_the_ramp_windows_are_the_manifests_for_the_stage(cloud: Cloud, stage: s
     variable = manifest.env_var(windows)
     for name in ("ramps", "ramp_sweep"):
         env = _function(cloud.templates[stage], name)[1]["Environment"]["Variables"]
-        assert env[variable] == windows.value(stage) == "quote_ttl=600,start_deadline=900,payment_window=1800"
+        assert env[variable] == windows.value(stage)
+        api_md = "quote_ttl=600,start_deadline=900,payment_window=1800"
+        assert windows.value(stage) == f"{api_md},watch_grace=120,silence=1800"
 
 
 def test_the_stages_externals_are_placeholders_a_human_replaces() -> None:
@@ -152,7 +154,10 @@ def test_ramps_may_start_and_resume_exactly_brl_on_and_brl_off(cloud: Cloud, sta
         fn: {(g.action, g.resource) for g in found} for fn, found in others.items() if found
     }  # the payment wait: the worker completes it when the payment came first, the webhook path otherwise
     wanted = {(action, "state_machine:brl_on") for action in manifest.TASK_COMPLETION}
-    assert completing == {"ramp_worker": wanted, "webhook_apply": wanted}, "nobody else touches an execution"
+    watching = {(action, f"state_machine:{name}") for name in MACHINES for action in manifest.WATCH}
+    assert completing == {"ramp_worker": wanted, "webhook_apply": wanted, "ramp_watch": watching}, (
+        "nobody else touches an execution"
+    )
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

@@ -39,6 +39,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +97,10 @@ class Entry:
             return current
         return settings()
 
-    def count(self, metric: str) -> None:
+    def count(self, metric: str, value: int = 1) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
-        self.metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        self.metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
 
     def wrap(self, run: Callable[[Any, Any, str], Any], correlation: Callable[[Any, Any], str | None]) -> LambdaHandler:
         """``run(event, context, correlation_id)`` under the decorator stack. ``correlation``
@@ -111,7 +112,11 @@ class Entry:
         def stacked(event: Any, context: Any) -> Any:
             correlation_id = valid_correlation_id(correlation(event, context)) or request_id(context)
             self.logger.set_correlation_id(correlation_id)
-            return run(event, context, correlation_id)
+            current = _current.set(self)
+            try:
+                return run(event, context, correlation_id)
+            finally:
+                _current.reset(current)
 
         def handler(event: Any, context: Any) -> Any:
             return stacked(event, context if context is not None else _NoContext(self.service))
@@ -140,6 +145,17 @@ class Entry:
         self.logger.exception("unhandled fault")
         self.count("TaskFault")
         return Transient(f"an internal error occurred; it was logged (correlation id {correlation_id})")
+
+
+_current: ContextVar[Entry | None] = ContextVar("rampart_entry", default=None)
+
+
+def count(metric: str, value: int = 1) -> None:
+    """Add ``value`` to ``metric`` (a count, in the namespace every function publishes to) from code
+    running inside an entry stack; outside one (a test calling a handler's inner code) nothing."""
+    entry = _current.get()
+    if entry is not None:
+        entry.count(metric, value)
 
 
 def _payload_correlation(event: Any, context: Any) -> str | None:

@@ -79,6 +79,8 @@ class Windows:
     quote_ttl: int = 600
     start_deadline: int = 900
     payment_window: int = 1800
+    watch_grace: int = 120  # a running ramp this idle is looked at by the watch (rampart.ramps.watch)
+    silence: int = 1800  # a running execution this silent is stopped and its ramp paused
 
 
 @dataclass(frozen=True)

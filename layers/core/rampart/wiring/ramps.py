@@ -9,6 +9,7 @@ Settings (:mod:`rampart.core.settings`): ``base_rpc_url``, ``base_contracts``, `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from rampart.wiring.ledger import _DeferredCursors
 if TYPE_CHECKING:
     from rampart.adapters.postgres.db import Database
     from rampart.ramps.execution import Executor
+
+log = logging.getLogger("rampart.wiring.ramps")
 
 
 def pairs(text: str | None, what: str) -> dict[str, str]:
@@ -79,8 +82,9 @@ def windows() -> Windows:
     values = pairs(given, "RAMPART_RAMP_WINDOWS")
     try:
         parsed = {name: int(values[name]) for name in ("quote_ttl", "start_deadline", "payment_window")}
+        parsed |= {name: int(values[name]) for name in ("watch_grace", "silence") if name in values}
     except (KeyError, ValueError):
-        expected = "quote_ttl=…,start_deadline=…,payment_window=… (seconds)"
+        expected = "quote_ttl=…,start_deadline=…,payment_window=…[,watch_grace=…,silence=…] (seconds)"
         raise ConfigurationError(f"RAMPART_RAMP_WINDOWS: expected {expected}, got {given!r}") from None
     if any(seconds <= 0 for seconds in parsed.values()):
         raise ConfigurationError("RAMPART_RAMP_WINDOWS: every window is a positive number of seconds")
@@ -218,6 +222,38 @@ def resume_payment_wait(reference: str) -> bool:
         return False
     verdict = payment_verdict(PostgresRailReader(database).payments_for(ramp.corridor.rail, reference), ramp)
     return complete_payment_wait(_tasks(), token, verdict)
+
+
+def watch() -> dict[str, Any]:
+    """The ``ramp-watch`` schedule: lost or silent running ramps paused (rampart.ramps.watch), then
+    the reconciliation; what it found, for the function's metrics."""
+    from datetime import UTC, datetime
+
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+    from rampart.ramps.errors import ServiceUnavailable
+    from rampart.ramps.watch import WatchWindows
+    from rampart.ramps.watch import watch as run
+
+    current = windows()
+    report = run(
+        PostgresRampStore(get_database()),
+        _workflows(),
+        WatchWindows(current.watch_grace, current.silence, current.payment_window),
+        lambda: datetime.now(UTC),
+    )
+    try:
+        differences: int | None = len(reconcile().differences)
+    except ServiceUnavailable as error:  # a chain that did not answer: no figure this time, said so
+        log.warning("reconciliation skipped: a chain did not answer", extra={"reason": error.detail})
+        differences = None
+    return {
+        "looked_at": report.looked_at,
+        "paused": report.paused,
+        "stop_failed": report.stop_failed,
+        "paused_total": report.paused_total,
+        "differences": differences,
+    }
 
 
 def reset() -> None:

@@ -56,15 +56,22 @@ class StepFunctionsWorkflows(_StepFunctions):
         return str(started["executionArn"])
 
     def alive(self, execution_arn: str) -> bool:
+        return self.status(execution_arn) == "RUNNING"
+
+    def status(self, execution_arn: str) -> str | None:
+        """``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``…; None: no such execution."""
         from botocore.exceptions import ClientError
 
         try:
             described = self.client.describe_execution(executionArn=execution_arn)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
-                return False
+                return None
             raise
-        return bool(described.get("status") == "RUNNING")
+        return str(described.get("status") or "") or None
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        self.client.stop_execution(executionArn=execution_arn, error="RampWatch", cause=cause[:32768])
 
     def complete(self, task_token: str, output: Mapping[str, Any]) -> None:
         self.client.send_task_success(taskToken=task_token, output=json.dumps(dict(output)))

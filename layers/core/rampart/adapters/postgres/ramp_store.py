@@ -422,6 +422,32 @@ class PostgresRampStore:
         assert found is not None
         return found
 
+    # -- the watch (rampart.ramps.watch) -----------------------------------------------------------
+    def idle_running(self, idle_seconds: int, limit: int) -> list[Ramp]:
+        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                f"{_SELECT_RAMP} WHERE r.status = 'running' AND r.updated_at <= now() - make_interval(secs => %s) "
+                "ORDER BY r.updated_at LIMIT %s",
+                (idle_seconds, limit),
+            )
+            return [_ramp(row) for row in cur.fetchall()]
+
+    def pause_lost(self, ramp_id: str, seen_at: datetime, message: str) -> bool:
+        """The task token goes: nothing waits on it any more (a resume starts a recovery)."""
+        with self._db.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ramps.ramps SET status = 'paused', resume_at = phase, task_token = NULL, task_phase = NULL, "
+                "updated_at = now(), errors = errors || jsonb_build_array(jsonb_build_object("
+                "'phase', phase, 'message', %s::text, 'recoverable', true, 'at', now())) "
+                "WHERE id = %s AND status = 'running' AND updated_at = %s RETURNING id",
+                (message[:1000], ramp_id, seen_at),
+            )
+            return cur.fetchone() is not None
+
+    def paused_count(self) -> int:
+        row = self._one("SELECT count(*) AS n FROM ramps.ramps WHERE status = 'paused'")
+        return 0 if row is None else int(row["n"])
+
     def unpause(self, ramp_id: str, *, recovery: bool) -> Ramp:
         """``paused`` → ``running`` (an operator resumes it); a recovery execution is counted."""
         return self._update(
