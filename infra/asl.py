@@ -3,7 +3,9 @@
 the flow a reader sees; this only keeps their repeated parts (Retry, Catch, the pause exits) one.
 
 Every phase is a Task on the ``ramp_worker``. ``Transient`` retries with backoff, ``Busy`` (a journal
-claim held by another attempt) for longer than a claim's lease; a final error
+claim held by another attempt) for longer than a claim's lease — each with the stage's waits
+(infra/manifest.py ``RAMP_RETRIES``: the files carry prod's, :func:`staged_text` renders another
+stage's for the CDK app and the twin); a final error
 (``Permanent``, a refused payment) goes to ``failed``; anything else — a ``ReconciliationRequired``,
 a ``Transient`` past its retries — pauses: the phase's exit records where (``$.resume_at``) and
 ``paused`` waits on a task token until an operator resumes (back into that phase) or fails the
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from infra.manifest import STATE_MACHINES, RetryPolicy
 from rampart.ramps.models import SERVED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,19 +35,47 @@ RETRY = [
             "Lambda.TooManyRequestsException",
             "Sandbox.Timedout",
         ],
-        "IntervalSeconds": 1,
-        "MaxAttempts": 6,
-        "BackoffRate": 2.0,
     },
     {
-        # Another attempt holds the operation's journal claim: retried for longer than a lease
-        # (rampart.ramps.execution.LEASE_SECONDS, 120 s), so a hung worker's claim is taken over.
+        # Another attempt holds the operation's journal claim: retried for longer than a lease, so a
+        # hung worker's claim is taken over.
         "ErrorEquals": ["Busy"],
-        "IntervalSeconds": 15,
-        "MaxAttempts": 10,
-        "BackoffRate": 1.0,
     },
 ]
+COMMITTED_STAGE = "prod"  # the committed files carry prod's retries; the CDK app and the twin stage them
+
+
+def staged(definition: dict[str, Any], policies: Sequence[RetryPolicy]) -> dict[str, Any]:
+    """``definition`` with every retrier whose first error a policy names set to that policy
+    (infra/manifest.py ``RAMP_RETRIES``): the same flow, the stage's waits."""
+    by_error = {policy.error: policy for policy in policies}
+    staged_states: dict[str, Any] = {}
+    for name, state in definition["States"].items():
+        retries = state.get("Retry")
+        if retries:
+            state = {**state, "Retry": [_retrier(r, by_error.get(r["ErrorEquals"][0])) for r in retries]}
+        staged_states[name] = state
+    return {**definition, "States": staged_states}
+
+
+def staged_text(text: str, policies: Sequence[RetryPolicy]) -> str:
+    """A definition's text, staged (unchanged when there is no policy)."""
+    if not policies:
+        return text
+    return json.dumps(staged(json.loads(text), policies), indent=2) + "\n"
+
+
+def _retrier(retrier: dict[str, Any], policy: RetryPolicy | None) -> dict[str, Any]:
+    if policy is None:
+        return retrier
+    return {
+        **retrier,
+        "IntervalSeconds": policy.interval_seconds,
+        "MaxAttempts": policy.max_attempts,
+        "BackoffRate": float(policy.backoff),  # not money: a JSON number of the definition
+    }
+
+
 FINAL = ["Permanent", "PaymentRefused", "States.Timeout"]
 
 
@@ -140,9 +172,14 @@ COMMENTS = {
 
 
 def rendered() -> dict[Path, str]:
+    machines = {m.name: m for m in STATE_MACHINES}
     return {
         ROOT / "statemachines" / f"{c.state_machine}.asl.json": json.dumps(
-            machine(c.phases, COMMENTS[c.state_machine]), indent=2
+            staged(
+                machine(c.phases, COMMENTS[c.state_machine]),
+                machines[c.state_machine].retry_policies(COMMITTED_STAGE),
+            ),
+            indent=2,
         )
         + "\n"
         for c in SERVED

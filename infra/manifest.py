@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -99,12 +100,36 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """A state machine's Retry for one error name, as ASL writes it (seconds; ``backoff`` a decimal
+    string: the definitions carry it as a JSON number)."""
+
+    error: str
+    interval_seconds: int
+    max_attempts: int
+    backoff: str
+
+    def waits(self) -> list[Decimal]:
+        """The waits before each retry, in seconds (what a test compares with a claim's lease)."""
+        return [self.interval_seconds * Decimal(self.backoff) ** i for i in range(self.max_attempts)]
+
+
+@dataclass(frozen=True)
 class StateMachine:
     name: str
     definition: str  # statemachines/<file>.asl.json
     substitutions: dict[str, str] = field(default_factory=dict)  # ${Placeholder} → function name
     setting: str | None = None  # for functions that start executions: the Settings field carrying its ARN
     actions: tuple[str, ...] = ("states:StartExecution", "states:DescribeExecution", "states:SendTaskSuccess")
+    # Per stage, the Retry of each named error in every state that retries it (the committed file
+    # carries ``prod``'s; the CDK app and the twin render the stage's): (stage, policies) pairs.
+    retries: tuple[tuple[str, tuple[RetryPolicy, ...]], ...] = ()
+
+    def retry_policies(self, stage: str) -> tuple[RetryPolicy, ...]:
+        found = dict(self.retries)
+        if self.retries and stage not in found:
+            raise KeyError(f"{self.name}: no retries for stage {stage!r} (declared: {', '.join(found)})")
+        return found.get(stage, ())
 
 
 @dataclass(frozen=True)
@@ -564,6 +589,20 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("ramp-watch", "rate(1 minute)", "ramp_watch"),
 )
 
+# The ramps' Retry per stage (infra/asl.py writes prod's into the definitions). ``Transient``: a node
+# or provider that did not answer, a transaction not mined yet — in the cloud about 8 minutes of
+# retries before a ramp pauses, in the twin and a suite seconds. ``Busy``: an operation whose
+# journal claim another attempt holds (a worker that hung) — always longer than a claim's lease
+# (rampart.ramps.execution.LEASE_SECONDS, 120 s), so its retry takes the operation over.
+_CLOUD_RETRIES = (RetryPolicy("Transient", 2, 8, "2"), RetryPolicy("Busy", 30, 6, "1"))
+RAMP_RETRIES: tuple[tuple[str, tuple[RetryPolicy, ...]], ...] = (
+    ("local", (RetryPolicy("Transient", 1, 6, "2"), RetryPolicy("Busy", 15, 10, "1"))),
+    ("test", (RetryPolicy("Transient", 1, 5, "1.5"), RetryPolicy("Busy", 15, 10, "1"))),
+    ("dev", _CLOUD_RETRIES),
+    ("staging", _CLOUD_RETRIES),
+    ("prod", _CLOUD_RETRIES),
+)
+
 # A ramp's execution per corridor (named after the ramp; the ramps function starts it).
 STATE_MACHINES: tuple[StateMachine, ...] = (
     StateMachine(
@@ -572,6 +611,7 @@ STATE_MACHINES: tuple[StateMachine, ...] = (
         substitutions={"RampWorker": "ramp_worker"},
         setting="brl_on_state_machine_arn",
         actions=("states:StartExecution",),
+        retries=RAMP_RETRIES,
     ),
     StateMachine(
         "brl_off",
@@ -579,6 +619,7 @@ STATE_MACHINES: tuple[StateMachine, ...] = (
         substitutions={"RampWorker": "ramp_worker"},
         setting="brl_off_state_machine_arn",
         actions=("states:StartExecution",),
+        retries=RAMP_RETRIES,
     ),
 )
 

@@ -473,8 +473,12 @@ def render_definition(
     machine: StateMachine, queue_urls: dict[str, str], root: Path = ROOT, *, manifest: Manifest = MANIFEST
 ) -> str:
     """The ASL file with each ``${Placeholder}`` replaced by what the manifest binds it to: a
-    function's ARN or a queue's URL (as the CDK app substitutes them)."""
-    text = (root / machine.definition).read_text()
+    function's ARN or a queue's URL (as the CDK app substitutes them); its Retry waits the twin's
+    stage's (``RAMPART_STAGE``, ``local`` by default: infra/manifest.py ``RAMP_RETRIES``)."""
+    from infra.asl import staged_text
+
+    stage = os.environ.get("RAMPART_STAGE") or "local"
+    text = staged_text((root / machine.definition).read_text(), machine.retry_policies(stage))
     functions = {fn.name for fn in manifest.functions}
     missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(machine.substitutions))
     if missing:

@@ -1,7 +1,7 @@
 """Step Functions: every manifest state machine loaded from its ASL file (``definition``, a path
-from the repository root) with ``DefinitionBody.from_file`` and the manifest's substitutions
-(``worker`` function ARNs, queue URLs); Standard type, logging ALL to CloudWatch, X-Ray tracing,
-and a role that may invoke exactly the functions and send to exactly the queues it names.
+from the repository root), its Retry waits set to the stage's (``infra.asl.staged_text``), with
+the manifest's substitutions (``worker`` function ARNs, queue URLs); Standard type, logging ALL
+to CloudWatch, X-Ray tracing, and a role that may invoke exactly the functions and send to exactly the queues it names.
 
 Each machine is named ``rampart-<stage>-<name>`` (:func:`state_machine_name`), so its ARN is known
 before it is built (:func:`state_machine_arn`): the EventBridge rules that send its failed, timed-out
@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.asl import staged_text
 from infra.manifest import STATE_MACHINES, StateMachine
 from infra.stacks.config import StageConfig
 from infra.stacks.nag import acknowledge
@@ -94,7 +95,10 @@ class Workflows(Construct):
                 self,
                 spec.name,
                 state_machine_name=state_machine_name(stage, spec.name),
-                definition_body=sfn.DefinitionBody.from_file(str(path)),
+                # the file with the stage's Retry waits (infra/manifest.py RAMP_RETRIES)
+                definition_body=sfn.DefinitionBody.from_string(
+                    staged_text(path.read_text(), spec.retry_policies(stage.name))
+                ),
                 definition_substitutions=substitutions,
                 state_machine_type=sfn.StateMachineType.STANDARD,
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),

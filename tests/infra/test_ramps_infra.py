@@ -15,6 +15,7 @@ import pytest
 from aws_cdk import App
 
 from infra import manifest
+from infra.asl import staged_text
 from infra.stacks import STAGES, readback
 from infra.stacks.asynchronous import dlq_name
 from infra.stacks.compute import externals_used, reaches_outside
@@ -38,6 +39,10 @@ def _machines(template: dict[str, Any]) -> dict[str, str]:
     """Manifest name → logical id of each state machine."""
     tagged = readback.tagged(template, "AWS::StepFunctions::StateMachine", readback.STATE_MACHINE_TAG)
     return {name: logical_id for logical_id, name in tagged.items()}
+
+
+def _prod_retries(spec: manifest.StateMachine) -> tuple[manifest.RetryPolicy, ...]:
+    return spec.retry_policies("prod")
 
 
 def _subnet_groups(template: dict[str, Any]) -> dict[str, str]:
@@ -171,9 +176,12 @@ def test_the_state_machines_run_their_asl_with_the_workers_arn(cloud: Cloud, sta
         props = template["Resources"][machines[name]]["Properties"]
         assert props["StateMachineType"] == "STANDARD"
         assert props["DefinitionSubstitutions"] == {"RampWorker": {"Fn::GetAtt": [worker, "Arn"]}}
-        staged = cloud.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
-        assert json.loads(staged.read_text()) == json.loads((ROOT / spec.definition).read_text())
-        assert "${RampWorker}" in staged.read_text()
+        # the committed file, its Retry waits the stage's (prod's are the file's own)
+        deployed = props["DefinitionString"]
+        committed = (ROOT / spec.definition).read_text()
+        assert json.loads(deployed) == json.loads(staged_text(committed, spec.retry_policies(stage)))
+        assert (json.loads(deployed) == json.loads(committed)) == (spec.retry_policies(stage) == _prod_retries(spec))
+        assert "${RampWorker}" in deployed
         # its role invokes the worker and nothing else
         role = props["RoleArn"]["Fn::GetAtt"][0]
         invoke = [

@@ -9,7 +9,7 @@ rolls back all of them, so the quote stays unconsumed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -388,13 +388,22 @@ class PostgresRampStore:
 
     def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None:
         """``tx_hash`` under ``phase`` in the ramp's ``transactions`` (once)."""
-        with self._db.connection() as conn, conn.cursor() as cur:
-            cur.execute(
+        with self._db.connection() as conn:
+            self.transaction_recorder(ramp_id, phase, tx_hash)(conn)
+
+    def transaction_recorder(self, ramp_id: str, phase: str, tx_hash: str) -> Callable[[Any], None]:
+        """:meth:`add_transaction` on a connection the caller holds: the journal's settlement runs
+        it in its own transaction (one transaction for the settlement, its mirror and this)."""
+
+        def record(conn: Any) -> None:
+            conn.execute(
                 "UPDATE ramps.ramps SET transactions = jsonb_set(transactions, ARRAY[%s::text], "
                 "COALESCE(transactions -> %s::text, '[]'::jsonb) || jsonb_build_array(%s::text)) "
                 "WHERE id = %s AND NOT COALESCE(transactions -> %s::text, '[]'::jsonb) ? %s",
                 (phase, phase, tx_hash, ramp_id, phase, tx_hash),
             )
+
+        return record
 
     def set_refund(self, ramp_id: str, refund: Mapping[str, str]) -> None:
         with self._db.connection() as conn, conn.cursor() as cur:
