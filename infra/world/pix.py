@@ -3,7 +3,8 @@
 - **Charges** (``POST /pix/v1/charges``): a BR code for an amount, payable only by one payer tax id
   until ``expires_at``; one open charge per ``reference`` (our ramp id: a repeat with the same terms
   returns it). ``POST /pix/v1/charges/{id}/cancel`` cancels an unpaid one.
-- **Payments** come only through ``/_sim/pix/payments``: from another payer → refused, nothing
+- **Payments** come only through ``/_sim/pix/payments`` (``GET /pix/v1/charges/{id}/payments`` lists a
+  charge's, as their webhooks carry them): from another payer → refused, nothing
   recorded; another amount, or a charge cancelled / expired / already paid → accepted, then
   refunded in full (a ``refund`` payout). Every payment received → webhook ``charge.paid``
   (``outcome`` ``accepted`` or ``refunding``), every refund → ``refund.completed``.
@@ -11,8 +12,12 @@
   received, accepted and not used by another mint, of at least that value (1 BRL = 1 BRLA).
 - **Payouts** (``POST /pix/v1/payouts``): BRLA received at the provider's ``base`` account is burnt
   and the PIX key paid.
+- **Refunds** (``POST /pix/v1/refunds {key, payment_id}``): an accepted payment returned in full to
+  its payer (a ``refund`` payout, webhook ``refund.completed``) — when no mint used it, or, when one
+  did, once the minted BRLA is back at the provider's ``base`` account: the issuer burns it there, as
+  a payout burns what it received. A refunded payment backs no mint.
 
-Mints and payouts carry our idempotency ``key``: one key is acted on once; a repeat (concurrent ones
+Mints, payouts and refunds carry our idempotency ``key``: one key is acted on once; a repeat (concurrent ones
 too: one lock serializes the rail) returns the first result, a repeat with other terms → 409. A
 refused request records nothing. State: ``<data>/pix/state.json``, written after every change.
 """
@@ -38,6 +43,8 @@ from rampart.core.money import format_units, to_units
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 OPEN, PAID, CANCELLED, EXPIRED = "pending", "paid", "cancelled", "expired"
+# What a ``charge.paid`` webhook carries of a payment (and ``GET /pix/v1/charges/{id}/payments``).
+PAID_FIELDS = ("charge_id", "reference", "payment_id", "amount", "currency", "payer_tax_id", "paid_at", "outcome")
 
 
 class Chain(Protocol):
@@ -117,7 +124,7 @@ class PixRail:
         *,
         chain: Callable[[], Chain],
         emit: Callable[[str, dict[str, Any]], None],
-        never_confirm: Callable[[], bool] = lambda: False,
+        never_confirm: Callable[[str, str], bool] = lambda operation, reference: False,
     ) -> None:
         self.path = data_dir / "state.json"
         self._chain = chain
@@ -201,6 +208,15 @@ class PixRail:
                 raise PixError(404, "not-found", f"no charge {charge_id}")
             return dict(self._current(charge))
 
+    def charge_payments(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every payment received for a charge, oldest first, as its ``charge.paid`` webhook
+        carries it: what a backend whose webhook never came looks up."""
+        with self._lock:
+            charge = self.charges.get(charge_id)
+            if charge is None:
+                raise PixError(404, "not-found", f"no charge {charge_id}")
+            return [{k: self.payments[p][k] for k in PAID_FIELDS} for p in charge["payment_ids"]]
+
     def charges_of(self, reference: str) -> list[dict[str, Any]]:
         with self._lock:
             found = [dict(self._current(c)) for c in self.charges.values() if c["reference"] == reference]
@@ -257,32 +273,18 @@ class PixRail:
                 charge["status"] = PAID
                 charge["paid_at"] = payment["paid_at"]
             self.save()
-            self._emit(
-                "charge.paid",
-                {
-                    k: payment[k]
-                    for k in (
-                        "charge_id",
-                        "reference",
-                        "payment_id",
-                        "amount",
-                        "currency",
-                        "payer_tax_id",
-                        "paid_at",
-                        "outcome",
-                    )
-                },
-            )
+            self._emit("charge.paid", {k: payment[k] for k in PAID_FIELDS})
             refund = None if accepted else self._refund(payment)
             reply = {k: v for k, v in payment.items() if k != "minted_by"}
             return {**reply, "ramp_id": charge["reference"], "refund": refund}
 
-    def _refund(self, payment: dict[str, Any]) -> dict[str, Any]:
+    def _refund_record(self, payment: dict[str, Any], key: str | None) -> dict[str, Any]:
+        """A refund of ``payment`` in full to its payer (pending), recorded as a ``refund`` payout."""
         refund_id = _new_id("rfd")
-        refund = {
+        refund: dict[str, Any] = {
             "id": refund_id,
             "kind": "refund",
-            "key": None,
+            "key": key,
             "reference": payment["reference"],
             "payment_id": payment["payment_id"],
             "charge_id": payment["charge_id"],
@@ -290,21 +292,102 @@ class PixRail:
             "currency": "BRL",
             "pix_key": payment["payer_tax_id"],
             "tax_id": payment["payer_tax_id"],
-            "status": "completed",
+            "status": "pending",
             "created_at": utc_now(),
-            "completed_at": utc_now(),
         }
         self.payouts[refund_id] = refund
         payment["refund_id"] = refund_id
+        return refund
+
+    def _refund_completed(self, refund: dict[str, Any]) -> None:
+        refund["status"], refund["completed_at"] = "completed", utc_now()
         self.save()
         self._emit(
             "refund.completed",
             {
-                "refund_id": refund_id,
+                "refund_id": refund["id"],
                 **{k: refund[k] for k in ("payment_id", "charge_id", "reference", "amount", "currency", "pix_key")},
             },
         )
+
+    def _refund(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """The rail's own refund of a payment it did not accept (another amount, a closed charge)."""
+        refund = self._refund_record(payment, None)
+        self._refund_completed(refund)
         return dict(refund)
+
+    # -- refunds we ask for -----------------------------------------------------------------------
+
+    def create_refund(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """Return an accepted payment in full to its payer, by our ``key`` (a repeat returns the
+        first result; the key with another payment → 409). A payment a mint used is refunded only
+        once the minted BRLA is back at the provider's account (the issuer burns it, as a payout
+        burns what it received); a mint still pending → refused. A refusal records nothing; a
+        refund that fails (the burn refused) frees the payment again."""
+        body = _object(body)
+        key = str(_text(body, "key"))
+        payment_id = str(_text(body, "payment_id", max_length=100))
+        fingerprint = _fingerprint(payment_id)
+        with self._lock:
+            existing = next((p for p in self.payouts.values() if p["kind"] == "refund" and p["key"] == key), None)
+            if existing is not None:
+                if existing.get("fingerprint") != fingerprint:
+                    raise PixError(409, "key-reused", f"key {key} was used for another refund", "key")
+                return 200, self._public(existing)
+            payment = self.payments.get(payment_id)
+            if payment is None:
+                raise PixError(422, "unknown-payment", f"no payment {payment_id}", "payment_id")
+            if payment["outcome"] != "accepted":
+                raise PixError(
+                    422, "payment-not-accepted", f"payment {payment_id} is refunded by the rail already", "payment_id"
+                )
+            if payment["refund_id"] is not None:
+                raise PixError(
+                    422, "payment-refunded", f"payment {payment_id} is refunded by {payment['refund_id']}", "payment_id"
+                )
+            mint = self.mints.get(payment["minted_by"]) if payment["minted_by"] else None
+            brla: Decimal | None = None
+            chain = self._chain()
+            if mint is not None:
+                if mint["status"] != "completed":
+                    raise PixError(422, "mint-pending", f"payment {payment_id} backs a mint not done yet", "payment_id")
+                brla = Decimal(mint["amount"])
+                held = chain.brla_balance(chain.platform_accounts()["provider_brla"])
+                if held < brla:
+                    raise PixError(
+                        422,
+                        "brla-not-returned",
+                        f"payment {payment_id} was minted: its {brla} BRLA must be back at the provider's account "
+                        f"(it holds {held})",
+                        "payment_id",
+                    )
+            refund = self._refund_record(payment, key)
+            refund.update(
+                fingerprint=fingerprint,
+                brla_amount=None if mint is None else mint["amount"],
+                burn_tx_hash=None,
+                reason=None,
+            )
+            self.save()
+            if self._never_confirm("refund", payment["reference"]):
+                return 201, self._public(refund)
+            try:
+                if brla is not None:
+                    refund["burn_tx_hash"] = chain.burn_brla_from_provider(brla)
+            except Exception as exc:  # the burn was refused: the refund failed, the payment is free again
+                refund["status"], refund["reason"] = "failed", f"{type(exc).__name__}: {exc}"
+                payment["refund_id"] = None
+                self.save()
+                return 201, self._public(refund)
+            self._refund_completed(refund)
+            return 201, self._public(refund)
+
+    def get_refund(self, key: str) -> dict[str, Any]:
+        with self._lock:
+            for refund in self.payouts.values():
+                if refund["kind"] == "refund" and refund["key"] is not None and key in (refund["key"], refund["id"]):
+                    return self._public(refund)
+        raise PixError(404, "not-found", f"no refund with key {key}")
 
     # -- mints ----------------------------------------------------------------------------------
 
@@ -330,6 +413,8 @@ class PixRail:
                 raise PixError(422, "payment-not-accepted", f"payment {payment_id} is being refunded", "payment_id")
             if payment["minted_by"] is not None:
                 raise PixError(422, "payment-used", f"payment {payment_id} was used by another mint", "payment_id")
+            if payment["refund_id"] is not None:
+                raise PixError(422, "payment-refunded", f"payment {payment_id} was refunded", "payment_id")
             if to_units(payment["amount"], "BRL") * 10**16 < units:
                 raise PixError(422, "amount-exceeds-payment", f"the mint exceeds payment {payment_id}", "amount")
             mint: dict[str, Any] = {
@@ -348,7 +433,7 @@ class PixRail:
             self.mints[mint["mint_id"]] = mint
             payment["minted_by"] = mint["mint_id"]
             self.save()
-            if self._never_confirm():
+            if self._never_confirm("mint", key.split(":", 1)[0]):
                 return 201, self._public(mint)
             try:
                 mint["tx_hash"] = self._chain().mint_brla(address, Decimal(amount))
@@ -418,7 +503,7 @@ class PixRail:
             }
             self.payouts[payout["id"]] = payout
             self.save()
-            if self._never_confirm():
+            if self._never_confirm("payout", str(reference)):
                 return 201, self._public(payout)
             try:
                 payout["burn_tx_hash"] = chain.burn_brla_from_provider(Decimal(brla))

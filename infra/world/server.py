@@ -82,13 +82,14 @@ class World:
         self.webhook_url = webhook_url
         self.hang_seconds = hang_seconds
         self.scripts = Scripts()
+        self.dropped: list[dict[str, Any]] = []  # webhooks a script dropped (the last 50), for /_sim
         self.pix_api_key = kept_secret(data_dir / "pix" / "api-key", lambda: "pixk_" + _token())
         default_secret = kept_secret(data_dir / "webhook-secret", lambda: "whsec_" + _b64_token())
         self._webhook_secret = webhook_secret or (lambda: default_secret)
         self.outbox = Outbox(
             data_dir / "webhooks" / "outbox.json",
             url=lambda: self.webhook_url,
-            secret=self._webhook_secret,
+            secret=lambda: self._webhook_secret(),  # late-bound: /_sim/world/webhook may change it
             base_delay=webhook_base_delay,
             max_delay=webhook_max_delay,
         )
@@ -101,11 +102,19 @@ class World:
             data_dir / "pix",
             chain=lambda: self.chain,
             emit=self._emit_pix,
-            never_confirm=lambda: self.scripts.take_never_confirm("pix"),
+            never_confirm=lambda operation, reference: self.scripts.take_never_confirm(
+                "pix", {"operation": operation, "reference": reference}
+            ),
         )
 
     def _emit_pix(self, event_type: str, data: dict[str, Any]) -> None:
-        self.outbox.emit(event_type, data, copies=2 if self.scripts.take_duplicate("pix") else 1)
+        """Queue a webhook of the rail, unless the script drops it (never sent) or doubles it."""
+        facts = _webhook_facts(event_type, data)
+        if self.scripts.take_drop("pix", facts):
+            self.dropped.append({"type": event_type, **facts})
+            del self.dropped[:-50]
+            return
+        self.outbox.emit(event_type, data, copies=2 if self.scripts.take_duplicate("pix", facts) else 1)
 
     def start(self) -> None:
         self.outbox.start()
@@ -141,11 +150,12 @@ class World:
                 return problem(exc.status, slug, exc.message, instance=path, field_=exc.field)
         return problem(404, "not-found", f"no route for {path}", instance=path)
 
-    def _script_gate(self, provider: str, *, submits: bool = False) -> tuple[str | None, bool]:
-        delay = self.scripts.delay(provider)
+    def _script_gate(self, provider: str, *, submits: bool = False, facts: Any = None) -> tuple[str | None, bool]:
+        """What the provider's script does to this call (``facts`` describe it for a ``match``)."""
+        delay = self.scripts.delay(provider, facts)
         if delay > 0:
-            time.sleep(float(delay))
-        return self.scripts.take_call(provider, submits=submits)
+            time.sleep(float(delay))  # not money: seconds
+        return self.scripts.take_call(provider, submits=submits, facts=facts)
 
     # -- base: JSON-RPC ---------------------------------------------------------------------------
 
@@ -155,8 +165,9 @@ class World:
         except ValueError:
             return Reply(200, {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
         calls = request if isinstance(request, list) else [request]
-        submits = any(isinstance(c, dict) and c.get("method") == "eth_sendRawTransaction" for c in calls)
-        failure, hang = self._script_gate("base", submits=submits)
+        submissions = [c for c in calls if isinstance(c, dict) and c.get("method") == "eth_sendRawTransaction"]
+        facts = [_submission_facts(c) for c in submissions]
+        failure, hang = self._script_gate("base", submits=bool(submissions), facts=facts)
         first_id = calls[0].get("id") if calls and isinstance(calls[0], dict) else None
         if failure == "unavailable":
             error = {"code": -32603, "message": "base node unavailable (scripted)"}
@@ -184,15 +195,17 @@ class World:
         given = headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self.pix_api_key}".encode()):
             return Reply(401, {"error": {"code": "unauthorized", "message": "a valid Bearer API key is required"}})
-        failure, hang = self._script_gate("pix")
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = ValueError  # answered below, once the script had its say
+        failure, hang = self._script_gate("pix", facts=self._pix_facts(method, path, query, parsed))
         if failure == "unavailable":
             error = {"code": "unavailable", "message": "the provider is unavailable (scripted)"}
             return Reply(503, {"error": error}, {"Retry-After": "1"})
         if failure is not None:
             return Reply(422, {"error": {"code": "rejected", "message": "the provider refused the request (scripted)"}})
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
+        if parsed is ValueError:
             return Reply(400, {"error": {"code": "malformed-request", "message": "the body is not valid JSON"}})
         try:
             reply = self._pix_route(method, path.removeprefix("/pix/v1"), query, parsed)
@@ -201,6 +214,26 @@ class World:
         if hang:
             raise Hang()
         return reply
+
+    def _pix_facts(self, method: str, path: str, query: dict[str, str], body: Any) -> dict[str, Any] | None:
+        """A pix API call as a script's ``match`` sees it: ``{operation, reference}`` (None: neither)."""
+        parts = [p for p in path.removeprefix("/pix/v1").split("/") if p]
+        given = body if isinstance(body, dict) else {}
+        if not parts or parts[0] not in ("charges", "mints", "payouts", "refunds"):
+            return None
+        operation = parts[0].removesuffix("s")
+        reference: Any = None
+        if operation == "charge":
+            if len(parts) == 1:
+                reference = given.get("reference") if method == "POST" else query.get("reference")
+            else:
+                reference = self.pix.charges.get(parts[1], {}).get("reference")
+        else:
+            key = given.get("key") if len(parts) == 1 else parts[1]
+            reference = given.get("reference") if operation == "payout" else None
+            if reference is None and isinstance(key, str):
+                reference = key.split(":", 1)[0]
+        return {"operation": operation, "reference": reference if isinstance(reference, str) else None}
 
     def _pix_route(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         parts = [p for p in path.split("/") if p]
@@ -215,6 +248,8 @@ class World:
                 return Reply(200, {"items": rail.charges_of(reference)})
             case "GET", ["charges", charge_id]:
                 return Reply(200, rail.get_charge(charge_id))
+            case "GET", ["charges", charge_id, "payments"]:
+                return Reply(200, {"items": rail.charge_payments(charge_id)})
             case "POST", ["charges", charge_id, "cancel"]:
                 return Reply(200, rail.cancel_charge(charge_id))
             case "POST", ["mints"]:
@@ -225,6 +260,10 @@ class World:
                 return Reply(*rail.create_payout(body))
             case "GET", ["payouts", key]:
                 return Reply(200, rail.get_payout(key))
+            case "POST", ["refunds"]:
+                return Reply(*rail.create_refund(body))
+            case "GET", ["refunds", key]:
+                return Reply(200, rail.get_refund(key))
         raise PixError(404, "not-found", f"no {method} {path}")
 
     # -- /_sim -----------------------------------------------------------------------------------
@@ -253,10 +292,35 @@ class World:
             case "GET", ["pix", "charges"] if query.get("ramp_id"):
                 return Reply(200, {"items": self.pix.charges_of(query["ramp_id"])})
             case "GET", ["webhooks"]:
-                return Reply(200, {"pending": self.outbox.pending(), "delivered": self.outbox.delivered[-50:]})
+                return Reply(
+                    200,
+                    {
+                        "pending": self.outbox.pending(),
+                        "delivered": self.outbox.delivered[-50:],
+                        "dropped": list(self.dropped),
+                    },
+                )
+            case "POST", ["world", "webhook"]:
+                return self._attach_webhook(path, parsed)
             case "GET", ["world"]:
                 return Reply(200, self.describe())
         return problem(404, "not-found", f"no {method} on {path} in this world", instance=path)
+
+    def _attach_webhook(self, path: str, body: Any) -> Reply:
+        """``{"url", "secret"}``: where provider webhooks go from now on, signed with that secret. A
+        backend twin that attaches to a world it did not start (``RAMPART_WORLD_URL``) sends it at
+        each start, so a restarted twin gets its webhooks, including those queued while it was down.
+        Kept in memory only: the twin tells a restarted world again."""
+        if not isinstance(body, dict):
+            return problem(400, "malformed-request", "the body must be a JSON object", instance=path)
+        url, secret = body.get("url"), body.get("secret")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return problem(422, "validation-error", "url must be an http(s) URL", instance=path, field_="url")
+        if not isinstance(secret, str) or not secret.startswith("whsec_"):
+            return problem(422, "validation-error", "secret must be a whsec_ secret", instance=path, field_="secret")
+        self.webhook_url = url
+        self._webhook_secret = lambda: secret
+        return Reply(200, {"webhook_url": url})
 
     def _faucet(self, path: str, body: Any) -> Reply:
         if not isinstance(body, dict):
@@ -316,6 +380,42 @@ class World:
                 "platform_accounts": self.chain.platform_accounts(),
             }
         return described
+
+
+_TRANSFER, _TRANSFER_FROM = "a9059cbb", "23b872dd"  # ERC-20 transfer / transferFrom selectors
+
+
+def _submission_facts(call: dict[str, Any]) -> dict[str, Any] | None:
+    """An ``eth_sendRawTransaction`` call as a ``base`` script's ``match`` sees it: ``{from, to,
+    nonce, recipient}`` of its transaction (None: not a signed transaction)."""
+    from rampart.adapters.chains.evm.binding import decode_signed
+    from rampart.ramps.chains import ChainError
+
+    params = call.get("params")
+    raw = params[0] if isinstance(params, list) and params else None
+    try:
+        tx = decode_signed(raw)
+    except (ChainError, ValueError, TypeError):
+        return None
+    data = str(tx.get("data") or "0x")[2:].lower()
+    words = data[8:]
+    recipient = None
+    if data[:8] == _TRANSFER and len(words) >= 64:
+        recipient = "0x" + words[24:64]
+    elif data[:8] == _TRANSFER_FROM and len(words) >= 128:
+        recipient = "0x" + words[88:128]
+    return {"from": tx["signer"], "to": tx.get("to"), "nonce": tx.get("nonce"), "recipient": recipient}
+
+
+def _webhook_facts(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A webhook as a ``pix`` script's ``match`` sees it: the operation its type belongs to
+    (``charge.*`` the charge's) and its reference (or the ramp id its ``key`` begins with)."""
+    kind = event_type.split(".", 1)[0]
+    operation = kind if kind in ("mint", "payout", "refund") else "charge"
+    reference = data.get("reference")
+    if not isinstance(reference, str) and isinstance(data.get("key"), str):
+        reference = str(data["key"]).split(":", 1)[0]
+    return {"operation": operation, "reference": reference}
 
 
 def _token() -> str:

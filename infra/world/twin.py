@@ -8,6 +8,13 @@ URL, contract and platform addresses, the PIX provider's URL) and its ``world`` 
 API key) are written from it (:func:`secrets`). The world's data dir is ``.data/world`` for
 ``make run`` (beside ``.data/twin``), ``<twin state dir>/world`` for a twin with its own state dir
 (tests), or ``RAMPART_WORLD_DATA_DIR``.
+
+With ``RAMPART_WORLD_URL`` (the twin's ``world_url``) the twin starts no world: it attaches to the
+one answering there (:class:`AttachedWorld`), reads its keys from its data dir as above (the world
+serves no private key over HTTP), tells it where this twin's webhooks are and their secret
+(``POST /_sim/world/webhook``, at every start: a twin restarted on the same state dir and port
+sends the same ones) and never stops it. So the backend can die and come back while the world,
+and everything in it, runs on.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 WEBHOOK_PATH = "/webhooks/providers/pix"
 SECRET = "pix_webhook_secret"  # noqa: S105 - the manifest secret's name, not a value
 FORWARD_TIMEOUT = 120.0
+ATTACH_PATH = "/_sim/world/webhook"  # the world's; the twin never forwards it
 
 
 def data_dir(twin: Twin) -> Path:
@@ -42,21 +50,85 @@ def data_dir(twin: Twin) -> Path:
     return twin.state_dir / "world"
 
 
-def launch(twin: Twin) -> WorldProcess:
-    """Start the world for ``twin`` (returns at once; :func:`environment` waits for it)."""
+class AttachedWorld:
+    """A world this twin did not start (``RAMPART_WORLD_URL``): what :class:`WorldProcess` offers
+    the twin (``url``, ``data_dir``, ``pix_api_key``, ``wait_ready``, ``stop``), but ``stop`` leaves
+    it running — its owner stops it."""
+
+    def __init__(self, url: str, data_dir: Path, *, webhook_url: str, webhook_secret: str | None) -> None:
+        self.given_url = url.rstrip("/")
+        self.data_dir = Path(data_dir)
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.url: str | None = None  # once it answered and took our webhook target
+
+    def start(self) -> None:
+        """Nothing to start: the world runs already."""
+
+    def wait_ready(self, timeout: float = 120.0) -> str:
+        """Wait until the world answers ``/health``, then point its webhooks at this twin."""
+        import time
+
+        from infra.world.launcher import WorldError
+
+        if self.url is not None:
+            return self.url
+        deadline = time.monotonic() + timeout
+        while not self.healthy(self.given_url):
+            if time.monotonic() > deadline:
+                raise WorldError(f"no world answered at {self.given_url} within {timeout:.0f}s (RAMPART_WORLD_URL)")
+            time.sleep(0.1)
+        if self.webhook_secret is not None:
+            body = json.dumps({"url": self.webhook_url, "secret": self.webhook_secret}).encode()
+            request = urllib.request.Request(  # noqa: S310 - the world the operator named
+                f"{self.given_url}{ATTACH_PATH}",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                    pass
+            except urllib.error.HTTPError as exc:
+                raise WorldError(f"the world at {self.given_url} refused our webhook target: {exc.read()!r}") from None
+        self.url = self.given_url
+        return self.url
+
+    @property
+    def pix_api_key(self) -> str:
+        return (self.data_dir / "pix" / "api-key").read_text().strip()
+
+    def healthy(self, url: str | None = None) -> bool:
+        target = url or self.url
+        if target is None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{target}/health", timeout=5) as reply:  # noqa: S310 - the given world
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Leave it running: it is not ours (its webhooks queue until a twin attaches again)."""
+
+
+def launch(twin: Twin) -> WorldProcess | AttachedWorld:
+    """Start the world for ``twin`` (returns at once; :func:`externals` waits for it), or attach
+    to the one at the twin's ``world_url``."""
     assert twin.aws is not None
     assert twin.url is not None
     secret = next((s for s in twin.manifest.secrets if s.name == SECRET), None)
-    world = WorldProcess(
-        data_dir(twin),
-        webhook_url=f"{twin.url}{WEBHOOK_PATH}",
-        webhook_secret=twin.aws.secret_value(secret) if secret is not None else None,
-    )
+    webhook_url = f"{twin.url}{WEBHOOK_PATH}"
+    webhook_secret = twin.aws.secret_value(secret) if secret is not None else None
+    given = getattr(twin, "world_url", None)
+    if given:
+        return AttachedWorld(given, data_dir(twin), webhook_url=webhook_url, webhook_secret=webhook_secret)
+    world = WorldProcess(data_dir(twin), webhook_url=webhook_url, webhook_secret=webhook_secret)
     world.start()
     return world
 
 
-def externals(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
+def externals(world: WorldProcess | AttachedWorld, timeout: float = 120.0) -> dict[str, str]:
     """Wait for the world; the value of each of the manifest's ``External`` resources (by name):
     where base and the PIX provider answer, base's contract and platform addresses."""
     url = world.wait_ready(timeout)
@@ -71,7 +143,7 @@ def externals(world: WorldProcess, timeout: float = 120.0) -> dict[str, str]:
     }
 
 
-def secrets(world: WorldProcess) -> dict[str, str]:
+def secrets(world: WorldProcess | AttachedWorld) -> dict[str, str]:
     """The values of the manifest's ``world`` secrets (by name): our API key at the PIX provider and
     the platform's keys on base (``{"base": {role: key}}``, from the keys the world made)."""
     from infra.world.base import keys_file
@@ -100,6 +172,15 @@ def register(sims: SimRegistry, twin: Twin) -> None:
                     "detail": "the twin's world has not started (or is disabled)",
                 },
                 {"Retry-After": "1"},
+            )
+        if [part for part in request.path.split("/") if part] == ATTACH_PATH.strip("/").split("/"):
+            return SimReply(
+                403,
+                {
+                    "title": "Not through the twin",
+                    "status": 403,
+                    "detail": "where the world's webhooks go is the twin's to set, not a client's",
+                },
             )
         query = "&".join(
             f"{urllib.parse.quote(k)}={urllib.parse.quote(v)}" for k, vs in request.query.items() for v in vs

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from rampart.adapters.rails.pix import PixRail
-from rampart.ramps.rails import MintRequest, PayoutRequest, RailRejected
+from rampart.ramps.rails import MintRequest, PayoutRequest, RailRejected, RefundRequest
 from tests.world.conftest import CNPJ, Http, Receiver, new_address, new_ramp_id
 
 THREADS = 8
@@ -138,3 +138,86 @@ def test_a_payout_beyond_the_providers_brla_is_refused_and_nothing_moves(http: H
     with pytest.raises(RailRejected) as bad:
         rail.request_payout(PayoutRequest(key=key, amount=Decimal(1), destination={**destination, "tax_id": "1"}))
     assert bad.value.field == "tax_id"
+
+
+def test_one_refund_key_returns_an_unminted_payment_once_under_concurrent_retries(
+    http: Http, receiver: Receiver
+) -> None:
+    rail = PixRail(http.url, api_key=http.key)
+    ramp, payment = paid(http, "42.10")
+    request = RefundRequest(key=f"{ramp}:failed:refund", payment_id=payment)
+    with ThreadPoolExecutor(THREADS) as pool:
+        refunds = list(pool.map(lambda _: rail.request_refund(request), range(THREADS)))
+    assert {r.refund_id for r in refunds} == {refunds[0].refund_id}
+    refund = refunds[0]
+    assert (refund.status, refund.amount, refund.currency, refund.payment_id) == (
+        "completed",
+        Decimal("42.10"),
+        "BRL",
+        payment,
+    )
+    assert refund.tx_hash is None
+    assert refund.token_amount is None
+    assert rail.get_refund(request.key) == refund
+    assert rail.get_refund("nope") is None
+    [event] = receiver.wait_for("refund.completed", refund_id=refund.refund_id)
+    assert event["data"]["payment_id"] == payment
+    assert (event["data"]["reference"], event["data"]["amount"], event["data"]["currency"]) == (ramp, "42.10", "BRL")
+    items = http.sim("GET", "/pix/payouts", ramp_id=ramp).json()["items"]
+    assert [(i["kind"], i["amount"], i["status"], i["key"]) for i in items] == [
+        ("refund", "42.10", "completed", request.key)
+    ]
+    # The key with another payment → 409; the payment under another key → refused; it backs no mint.
+    _, other = paid(http, "10.00")
+    with pytest.raises(RailRejected) as reused:
+        rail.request_refund(RefundRequest(key=request.key, payment_id=other))
+    assert (reused.value.status, reused.value.code) == (409, "key-reused")
+    with pytest.raises(RailRejected) as twice:
+        rail.request_refund(RefundRequest(key=f"{ramp}:again", payment_id=payment))
+    assert twice.value.code == "payment-refunded"
+    with pytest.raises(RailRejected) as minted:
+        rail.request_mint(MintRequest(key=f"{ramp}:mint", address=new_address(), amount=Decimal(1), payment_id=payment))
+    assert minted.value.code == "payment-refunded"
+    assert len(http.sim("GET", "/pix/payouts", ramp_id=ramp).json()["items"]) == 1
+
+
+def test_a_refund_needs_an_accepted_payment_and_records_nothing_when_refused(http: Http) -> None:
+    rail = PixRail(http.url, api_key=http.key)
+    refunding_ramp, refunding = paid(http, "10.00", paid_amount="9.99")  # the rail refunds it itself
+    cases = [(refunding, "payment-not-accepted"), ("pay_nope", "unknown-payment")]
+    for payment, code in cases:
+        key = new_ramp_id()
+        with pytest.raises(RailRejected) as refused:
+            rail.request_refund(RefundRequest(key=key, payment_id=payment))
+        assert (refused.value.code, refused.value.transient) == (code, False)
+        assert rail.get_refund(key) is None
+    assert [i["kind"] for i in http.sim("GET", "/pix/payouts", ramp_id=refunding_ramp).json()["items"]] == ["refund"]
+
+
+def test_a_minted_payment_is_refunded_only_once_its_brla_is_back_and_the_issuer_burns_it(
+    http: Http, receiver: Receiver
+) -> None:
+    rail = PixRail(http.url, api_key=http.key)
+    provider = http.platform()["provider_brla"]
+    before = http.balance(provider, "BRLA")
+    amount = (before + 100).quantize(Decimal("1"))  # more than the provider's account holds now
+    ramp, payment = paid(http, f"{amount}.00")
+    address = new_address()
+    rail.request_mint(MintRequest(key=f"{ramp}:mint", address=address, amount=amount, payment_id=payment))
+    request = RefundRequest(key=f"{ramp}:failed:refund", payment_id=payment)
+    with pytest.raises(RailRejected) as early:  # the BRLA is still on the ephemeral
+        rail.request_refund(request)
+    assert early.value.code == "brla-not-returned"
+    assert rail.get_refund(request.key) is None
+    assert http.sim("GET", "/pix/payouts", ramp_id=ramp).json()["items"] == []
+    # The BRLA comes back to the provider's account (here: credited by the faucet).
+    assert http.sim("POST", "/base/faucet", {"address": provider, "asset": "BRLA", "amount": str(amount)}).ok
+    refund = rail.request_refund(request)
+    assert (refund.status, refund.amount, refund.token_amount) == ("completed", amount, amount)
+    assert refund.tx_hash
+    assert http.balance(provider, "BRLA") == before  # the returned BRLA burnt, nothing else
+    assert rail.request_refund(request) == refund  # a repeat: the first result, nothing burnt again
+    assert http.balance(provider, "BRLA") == before
+    receiver.wait_for("refund.completed", refund_id=refund.refund_id)
+    items = http.sim("GET", "/pix/payouts", ramp_id=ramp).json()["items"]
+    assert [(i["kind"], Decimal(i["amount"])) for i in items] == [("refund", amount)]

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from infra.local.child import child_twin
-from tests.world.conftest import PAYER, new_address, new_ramp_id
+from tests.world.conftest import PAYER, Http, Receiver, new_address, new_ramp_id, start_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("world_twin")]
 
@@ -75,3 +75,49 @@ def test_world_webhooks_reach_the_backend_signed(twin: tuple[str, Path]) -> None
             break
         assert time.monotonic() < deadline, f"not acknowledged by the backend: {outbox}"
         time.sleep(0.2)
+
+
+def test_the_twin_never_forwards_a_new_webhook_target(twin: tuple[str, Path]) -> None:
+    """Where the world's webhooks go is the twin's to set (an attaching twin tells its world directly):
+    a client of the twin cannot redirect them through ``/_sim``."""
+    url, _ = twin
+    body = {"url": "http://127.0.0.1:9/webhooks/providers/pix", "secret": "whsec_" + "A" * 32}
+    refused = requests.post(f"{url}/_sim/world/webhook", json=body, timeout=60)
+    assert refused.status_code == 403, refused.text
+    odd = requests.post(f"{url}/_sim//world/webhook/", json=body, timeout=60)  # the world would read it so
+    assert odd.status_code in (403, 404), odd.text
+    assert requests.get(f"{url}/_sim/world", timeout=60).json()["webhook_url"].startswith(url)
+
+
+def test_a_world_takes_the_webhook_target_of_a_twin_that_attaches(tmp_path: Path, receiver: Receiver) -> None:
+    """``POST /_sim/world/webhook {url, secret}`` (what a twin with ``RAMPART_WORLD_URL`` sends at each
+    start): what waited in the outbox, and everything after, goes there, signed with that secret."""
+    from rampart.adapters.webhooks.standard import StandardWebhooksVerifier, new_secret
+
+    world = start_world(tmp_path / "world", None, None)
+    try:
+        http = Http(world)
+        ramp = new_ramp_id()
+        http.charge(ramp)
+        assert http.sim("POST", "/pix/payments", {"ramp_id": ramp}).status_code == 200
+        assert [e["type"] for e in http.sim("GET", "/webhooks").json()["pending"]] == ["charge.paid"]  # nowhere to go
+        for bad, field in [
+            ({"url": "ftp://x", "secret": new_secret()}, "/url"),
+            ({"url": receiver.url, "secret": "plain"}, "/secret"),
+            ({"url": receiver.url}, "/secret"),
+        ]:
+            refused = http.sim("POST", "/world/webhook", bad)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["field"] == field
+        secret = new_secret()
+        taken = http.sim("POST", "/world/webhook", {"url": receiver.url, "secret": secret})
+        assert taken.status_code == 200, taken.text
+        assert taken.json() == {"webhook_url": receiver.url}  # the secret is never echoed
+        assert http.sim("GET", "/world").json()["webhook_url"] == receiver.url
+        [event] = receiver.wait_for("charge.paid", reference=ramp)
+        delivery = next(d for d in receiver.deliveries if d["headers"]["webhook-id"] == event["id"])
+        headers, body = delivery["headers"], str(delivery["body"]).encode()
+        assert isinstance(headers, dict)
+        assert StandardWebhooksVerifier.from_secret(secret).verify(headers, body) == event["id"]
+    finally:
+        world.stop()
