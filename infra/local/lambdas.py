@@ -99,7 +99,7 @@ def function_environment(
         for name, resource in m.resources().items()
         if resource.setting is not None
     }
-    env = dict(COMMON_ENV)
+    env = dict(COMMON_ENV, RAMPART_STAGE=os.environ.get("RAMPART_STAGE") or "local")  # the twin's stage
     owner: dict[str, str] = {}
     for fn in m.functions:
         wanted = manifest.environment(fn, values, m)

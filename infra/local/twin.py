@@ -25,6 +25,10 @@ state machines' executions.
 A twin is built from a :class:`~infra.manifest.Manifest`: Rampart's ``MANIFEST`` unless one is
 given (tests start it with a fixture manifest of their own). Without a function that uses
 PostgreSQL it starts no database and needs no deploy function.
+
+Rampart's twin starts the outside world (:mod:`infra.world`) as its child, or, with ``world_url`` /
+``RAMPART_WORLD_URL``, attaches to one already running and leaves it running at ``stop``: the
+backend can then be killed and started again while the world runs on.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class Twin:
         queue_visibility_seconds: int | None = None,
         queues: bool = True,
         world: bool | None = None,
+        world_url: str | None = None,
     ) -> None:
         from infra.local.postgres import DATA_DIR
 
@@ -89,7 +94,9 @@ class Twin:
         self.queues_enabled = queues
         # The outside world (infra/world) beside Rampart's own manifest; RAMPART_WORLD=0: none.
         self.world_enabled = world if world is not None else manifest is MANIFEST and env.get("RAMPART_WORLD") != "0"
-        self.world: Any = None  # infra.world.launcher.WorldProcess once started
+        # RAMPART_WORLD_URL: attach to a world already running there (not started, never stopped by us).
+        self.world_url = world_url or env.get("RAMPART_WORLD_URL") or None
+        self.world: Any = None  # infra.world.launcher.WorldProcess (or twin.AttachedWorld) once started
         self.queues: QueuePoller | None = None
         self.executions: ExecutionWatcher | None = None
         self.url: str | None = None
