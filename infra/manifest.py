@@ -439,15 +439,17 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         name="ramp_watch",
         handler="functions.ramp_watch.handler.handler",
-        description="Pause running ramps whose execution is gone, ended or silent; reconcile the mirrors",
+        description="Find lost payments; pause ramps whose execution is gone, ended or silent; reconcile",
         kind="scheduled",
-        uses=frozenset({"postgres", "brl_on", "brl_off", "ramp_windows"}) | (WORLD - {"pix_api"}),
-        # It reads a ramp's execution and stops a silent one before pausing its ramp.
-        grants=(("brl_on", WATCH), ("brl_off", WATCH)),
+        uses=frozenset({"postgres", "brl_on", "brl_off", "ramp_windows", "pix_api_key"}) | WORLD,
+        # It reads a ramp's execution and stops a silent one before pausing its ramp; it completes
+        # an on-ramp's payment wait with a payment whose webhook never came.
+        grants=(("brl_on", WATCH + TASK_COMPLETION), ("brl_off", WATCH)),
         layers=("core", "chains"),
         timeout_seconds=120,
         db_role="rampart_ramp_watch",
         alarms=(
+            MetricAlarm("PaymentsFound", 0, "a payment's webhook never came: check the provider's deliveries"),
             MetricAlarm("RampsPaused", 0, "the ramp watch paused a ramp whose execution was gone, ended or silent"),
             MetricAlarm("PausedRamps", 0, "ramps are paused: an operator resumes or fails each (docs/ramps.md)"),
             MetricAlarm("RampWatchStopFailed", 0, "a silent ramp's execution could not be stopped: left running"),
@@ -500,7 +502,7 @@ DB_ROLES: tuple[DbRole, ...] = (
     DbRole("rampart_ramps", "quotes and ramps (0009.ramps.sql): prices, registers, signs, starts, reads"),
     DbRole("rampart_ramp_worker", "a ramp's execution: reads it, keeps its waiting task's token"),
     DbRole("rampart_ramp_sweep", "expires unstarted ramps, deletes long-expired unused quotes"),
-    DbRole("rampart_ramp_watch", "pauses lost running ramps; reads the mirrors and their ledger balances"),
+    DbRole("rampart_ramp_watch", "pauses lost running ramps, records lost payments; reads the mirrors"),
 )
 TABLES: tuple[Table, ...] = (
     Table("idempotency", setting="idempotency_table", partition_key="id", ttl_attribute="expiration"),
@@ -591,13 +593,14 @@ SCHEDULES: tuple[Schedule, ...] = (
 
 # The ramps' Retry per stage (infra/asl.py writes prod's into the definitions). ``Transient``: a node
 # or provider that did not answer, a transaction not mined yet — in the cloud about 8 minutes of
-# retries before a ramp pauses, in the twin and a suite seconds. ``Busy``: an operation whose
+# retries before a ramp pauses, in the twin and a suite about one. ``Busy``: an operation whose
 # journal claim another attempt holds (a worker that hung) — always longer than a claim's lease
-# (rampart.ramps.execution.LEASE_SECONDS, 120 s), so its retry takes the operation over.
+# (rampart.ramps.execution.LEASE_SECONDS, 90 s), so its retry takes the operation over.
 _CLOUD_RETRIES = (RetryPolicy("Transient", 2, 8, "2"), RetryPolicy("Busy", 30, 6, "1"))
+_TWIN_RETRIES = (RetryPolicy("Transient", 1, 6, "2"), RetryPolicy("Busy", 15, 10, "1"))  # about a minute
 RAMP_RETRIES: tuple[tuple[str, tuple[RetryPolicy, ...]], ...] = (
-    ("local", (RetryPolicy("Transient", 1, 6, "2"), RetryPolicy("Busy", 15, 10, "1"))),
-    ("test", (RetryPolicy("Transient", 1, 5, "1.5"), RetryPolicy("Busy", 15, 10, "1"))),
+    ("local", _TWIN_RETRIES),
+    ("test", _TWIN_RETRIES),
     ("dev", _CLOUD_RETRIES),
     ("staging", _CLOUD_RETRIES),
     ("prod", _CLOUD_RETRIES),

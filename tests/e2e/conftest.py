@@ -50,8 +50,14 @@ def _wait_healthy(url: str, deadline: float) -> None:
     wait_healthy(url, max(deadline - time.monotonic(), 1.0))
 
 
+# The twin runs the manifest's ``test`` stage: its windows and retries in seconds (a payment window
+# of 30 s, a watch grace of 5 s, Transient retries over ~13 s; infra/manifest.py).
+STAGE = "test"
+
+
 def _child(database_url: str, state_dir: Path) -> Iterator[str]:
-    with child_twin(database_url, state_dir, env={"RAMPART_DB_POOL_SIZE": DB_POOL_SIZE}, timeout=START_TIMEOUT) as url:
+    env = {"RAMPART_DB_POOL_SIZE": DB_POOL_SIZE, "RAMPART_STAGE": STAGE}
+    with child_twin(database_url, state_dir, env=env, timeout=START_TIMEOUT) as url:
         yield url
 
 
@@ -59,6 +65,7 @@ def _in_process(database_url: str, state_dir: Path) -> Iterator[str]:
     from infra.local.twin import Twin
 
     os.environ.setdefault("RAMPART_DB_POOL_SIZE", DB_POOL_SIZE)
+    os.environ.setdefault("RAMPART_STAGE", STAGE)
     twin = Twin(database_url=database_url, state_dir=state_dir)
     try:
         yield twin.start(port=0, timeout=START_TIMEOUT)

@@ -45,6 +45,20 @@ PAYER = {"tax_id": CPF, "name": "Maria Silva"}
 PIX_DESTINATION = {"pix_key": "maria@example.com", "tax_id": CPF, "name": "Maria Silva"}
 
 
+def payment_window_seconds() -> int:
+    """The payment window of the stage the session's twin runs (``tests/e2e/conftest.py`` STAGE; a
+    twin already running, ``make run``'s, runs ``local``)."""
+    import os
+
+    from infra import manifest
+    from rampart.wiring.ramps import pairs
+    from tests.e2e.conftest import STAGE
+
+    (windows,) = manifest.STAGE_SETTINGS
+    stage = "local" if os.environ.get("RAMPART_E2E_URL") else STAGE
+    return int(pairs(windows.value(stage), "ramp_windows")["payment_window"])
+
+
 def fresh_key() -> LocalAccount:
     """A brand-new key: nonce 0 and no balance on any chain (what an ephemeral must be)."""
     key: LocalAccount = Account.create()

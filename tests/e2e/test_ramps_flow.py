@@ -20,6 +20,7 @@ from tests.e2e.ramps import (
     Keys,
     Ramps,
     age_ramp,
+    payment_window_seconds,
     problem,
     sign_all,
 )
@@ -143,7 +144,7 @@ def test_quote_register_sign_start(alice: Ramps, world: dict[str, Any], kind: st
         assert instructions["br_code"]
         assert (instructions["amount"], instructions["currency"]) == (quote["input_amount"], "BRL")
         deadline = _moment(ramp["start_deadline"])
-        assert _moment(instructions["expires_at"]) == deadline + timedelta(minutes=30)
+        assert _moment(instructions["expires_at"]) == deadline + timedelta(seconds=payment_window_seconds())
         # The rail's charge: for the ramp, exactly the input, payable only by the registered payer.
         (charge,) = alice.charges(ramp["id"])
         assert (charge["amount"], charge["payer_tax_id"], charge["status"]) == (

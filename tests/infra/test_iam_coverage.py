@@ -75,6 +75,10 @@ REASONS: dict[str, str] = {
     # hour in the cloud); moto cannot stop an execution waiting on a task token, so the run has none
     # to stop: tests/unit/test_ramp_watch.py drives the stop through the port instead.
     "ramp_watch:states:StopExecution": "stops only an execution silent past every retry: none in the run",
+    "ramp_watch:states:SendTaskSuccess": "completes a payment wait whose webhook never came: none is lost in the run "
+    "(tests/e2e/test_ramps_faults.py drops one)",
+    "ramp_watch:states:SendTaskFailure": "refuses a payment wait whose webhook never came with a refused payment: "
+    "none is lost in the run",
     "ramp_watch:states:DescribeExecution": "looks only at a running ramp idle past its grace (20 s locally): the "
     "run's ramps move on sooner (tests/e2e/test_ramps_pause.py drives it)",
     # The payment wait is completed by whichever comes second: the worker parking it (the payment

@@ -159,7 +159,7 @@ def test_ramps_may_start_and_resume_exactly_brl_on_and_brl_off(cloud: Cloud, sta
         fn: {(g.action, g.resource) for g in found} for fn, found in others.items() if found
     }  # the payment wait: the worker completes it when the payment came first, the webhook path otherwise
     wanted = {(action, "state_machine:brl_on") for action in manifest.TASK_COMPLETION}
-    watching = {(action, f"state_machine:{name}") for name in MACHINES for action in manifest.WATCH}
+    watching = {(action, f"state_machine:{name}") for name in MACHINES for action in manifest.WATCH} | wanted
     assert completing == {"ramp_worker": wanted, "webhook_apply": wanted, "ramp_watch": watching}, (
         "nobody else touches an execution"
     )

@@ -33,14 +33,26 @@ from rampart.ramps.chains import (
     Receipt,
     SignedTransaction,
     TransactionRejected,
+    TransactionReverted,
 )
 from rampart.ramps.models import NETWORK_DECIMALS, Ramp
 from rampart.ramps.pricing import to_chain
-from rampart.ramps.rails import MintRequest, PayoutRequest, Rail, RailError, RailUnavailable
+from rampart.ramps.rails import (
+    MintRequest,
+    PayoutRequest,
+    Rail,
+    RailError,
+    RailUnavailable,
+    RefundRequest,
+    close_charge,
+)
 
 log = logging.getLogger("rampart.ramps.execution")
 
-LEASE_SECONDS = 120
+# A claim's lease: longer than the worker may run (its timeout, 60 s: Lambda kills it then), so a
+# live worker is never overtaken; no longer than that needs, since a killed worker's operation waits
+# out the lease before its retry (``Busy``, retried for longer than this in every stage) takes over.
+LEASE_SECONDS = 90
 
 
 class ExecutionStore(Protocol):
@@ -49,6 +61,7 @@ class ExecutionStore(Protocol):
     def finish(self, ramp_id: str, status: Any, phase: str) -> Ramp: ...
     def record_error(self, ramp_id: str, phase: str, message: str, recoverable: bool) -> None: ...
     def add_transaction(self, ramp_id: str, phase: str, tx_hash: str) -> None: ...
+    def transaction_recorder(self, ramp_id: str, phase: str, tx_hash: str) -> Callable[[Any], None]: ...
     def park(self, ramp_id: str, phase: str, task_token: str) -> Ramp: ...
     def set_refund(self, ramp_id: str, refund: Mapping[str, str]) -> None: ...
     def pause(self, ramp_id: str, resume_at: str, task_token: str, message: str) -> Ramp: ...
@@ -217,11 +230,16 @@ class Executor:
         payer: Holder | None,
         movements: Callable[[Receipt], list[Movement]],
     ) -> Receipt:
-        self._store.add_transaction(ramp.id, phase, receipt.tx_hash)
+        recorded = self._store.transaction_recorder(ramp.id, phase, receipt.tx_hash)  # in the settlement
         if not receipt.success:
             gas = [self._gas(key, payer, receipt)] if payer is not None and receipt.fee else []
             self._journal.settle(
-                key, claim_id, "confirmed", outcome={"tx_hash": receipt.tx_hash, "reverted": True}, movements=gas
+                key,
+                claim_id,
+                "confirmed",
+                outcome={"tx_hash": receipt.tx_hash, "reverted": True},
+                movements=gas,
+                also=recorded,
             )
             raise Permanent(f"{phase}: transaction {receipt.tx_hash} reverted ({receipt.revert_reason or 'no reason'})")
         moved = movements(receipt)
@@ -233,6 +251,7 @@ class Executor:
             "confirmed",
             outcome={"tx_hash": receipt.tx_hash, "block": receipt.block_number},
             movements=moved,
+            also=recorded,
         )
         return receipt
 
@@ -262,9 +281,12 @@ class Executor:
             if receipt is None:
                 try:
                     chain.submit(signed)
-                except TransactionRejected as rejected:
-                    self._journal.settle(key, held.claim_id, "failed", error=rejected.reason)
-                    raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {rejected.reason}") from None
+                except (TransactionRejected, TransactionReverted) as refused:
+                    # Refused at the door (a bad nonce, or it would revert): nothing was mined, so
+                    # the operation is settled failed — never left claimed for a later look-up.
+                    reason = str(refused)
+                    self._journal.settle(key, held.claim_id, "failed", error=reason)
+                    raise Permanent(f"{phase}: the node refused {signed.tx_hash}: {reason}") from None
                 receipt = self._receipt(chain, signed.tx_hash)
             self._settle_receipt(ramp, phase, key, held.claim_id, receipt, payer, movements)
 
@@ -635,7 +657,13 @@ class Executor:
         what the user paid, and end the ramp."""
         message, name = error_message(error)
         if ramp.status in ("running", "paused") and name == "States.Timeout" and ramp.phase == "payment":
+            # Closed first: a payment after this goes back by the rail itself; one that came at
+            # the last moment (accepted, the wait already over) is refunded here.
+            close_charge(self._rails(ramp.corridor.rail), ramp.charge_id, ramp.id)
+            refund = self._refund(ramp)
             self._store.record_error(ramp.id, "payment", "no payment came within the payment window", False)
+            if refund is not None:
+                self._store.set_refund(ramp.id, refund)
             self._store.finish(ramp.id, "expired", "payment")
             return {"ramp_id": ramp.id, "phase": "payment", "error": name}
         if ramp.status in ("running", "paused"):
@@ -650,14 +678,81 @@ class Executor:
         return {"ramp_id": ramp.id, "phase": "failed", "error": name}
 
     def _refund(self, ramp: Ramp) -> dict[str, str] | None:
-        """What goes back to the user. An on-ramp's payment of another amount is refunded by the
-        rail itself (shown as the rail reports it). An off-ramp whose input reached the ephemeral
-        and was not swapped yet gets exactly its ``input_amount`` back to the user's wallet, through
-        the sweeper the ephemeral approved. Anything later (minted, swapped) is left for an
-        operator: the error says where it stopped."""
+        """What goes back to the user. An on-ramp's payment: see :meth:`_refund_payment`. An
+        off-ramp whose input reached the ephemeral and was not swapped yet gets exactly its
+        ``input_amount`` back to the user's wallet: what the ephemeral holds through the sweeper it
+        approved, the fees it already paid from the platform's liquidity account. Anything later
+        (swapped) is left for an operator: the error says where it stopped."""
         corridor = ramp.corridor
         if corridor.ramp_type == "on":
-            for payment in self._payments.payments_for(corridor.rail, ramp.id):
+            return self._refund_payment(ramp)
+        if not self._done(ramp, "receive"):
+            return None
+        ephemeral = self._ephemeral(ramp)
+        user = next(a for a in ramp.signing_accounts if a.role == "user")
+        asset = corridor.swap[0]
+        chain = self._chain(ramp)
+        network = corridor.chain
+        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[network][asset])
+        # The fees went before the swap: the ephemeral holds the input less them, and the platform
+        # gives them back from its liquidity account, so the user gets exactly the input.
+        fee_units = int(ramp.quote.snapshot["fee_units"]["total"]) if self._done(ramp, "fees") else 0
+        held = units - fee_units
+        if self._swapped(ramp, asset, held):
+            return None
+        key = operation_key(ramp.id, "failed", "refund")
+        self._platform_tx(
+            ramp,
+            "failed",
+            "refund",
+            "operator",
+            {"asset": asset, "units": str(held), "from": ephemeral.key, "to": user.address.lower()},
+            lambda signer, nonce, fees: chain.sweep_blueprint(
+                signer, asset, ephemeral.address, held, refund_to=user.address, nonce=nonce, fees=fees
+            ),
+            lambda r: [Movement(f"{key}:back", asset, self._ledger_units(network, asset, held), ephemeral, None)],
+        )
+        if fee_units:
+            fees_key = operation_key(ramp.id, "failed", "refund-fees")
+            liquidity = self._platform_holder(ramp, "liquidity")
+            self._platform_tx(
+                ramp,
+                "failed",
+                "refund-fees",
+                "liquidity",
+                {"asset": asset, "units": str(fee_units), "to": user.address.lower()},
+                lambda signer, nonce, fees: chain.transfer_blueprint(
+                    signer, asset, user.address, fee_units, nonce=nonce, fees=fees
+                ),
+                lambda r: [
+                    Movement(f"{fees_key}:back", asset, self._ledger_units(network, asset, fee_units), liquidity, None)
+                ],
+            )
+        return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
+
+    def _done(self, ramp: Ramp, phase: str) -> bool:
+        """Whether every transaction of ``phase`` was mined and did not revert."""
+        operations = [self._journal.operation(key) for key in self._keys_of(ramp, phase)]
+        return bool(operations) and all(
+            op is not None and op.status == "confirmed" and not (op.outcome or {}).get("reverted") for op in operations
+        )
+
+    def _refund_payment(self, ramp: Ramp) -> dict[str, str] | None:
+        """An on-ramp's BRL back to its payer. A payment the rail did not accept (another amount)
+        the rail refunds itself: shown as it reports it. An accepted payment is refunded by the
+        rail at our request (journal ``{id}:failed:refund``): at once when no mint used it; when
+        the mint confirmed and no swap took the BRLA, the BRLA first goes back from the ephemeral to
+        the provider's account (the operator, through the sweeper the ephemeral approved), where
+        the issuer burns it for the refund. Swapped — or a mint or swap whose outcome the journal
+        does not know — is left for an operator (None: the error says where the ramp stopped)."""
+        corridor = ramp.corridor
+        payments = self._payments.payments_for(corridor.rail, ramp.id)
+        key = operation_key(ramp.id, "failed", "refund")
+        asked = self._journal.operation(key)
+        accepted = payment_verdict(payments, ramp).payment_id
+        payment_id = str(asked.request["payment"]) if asked is not None else accepted
+        if payment_id is None:
+            for payment in payments:
                 if payment.status in ("refunding", "refunded"):
                     return {
                         "amount": str(payment.amount),
@@ -665,33 +760,109 @@ class Executor:
                         "status": "completed" if payment.status == "refunded" else "pending",
                     }
             return None
-        received = [
-            op
-            for op in (self._journal.operation(key) for key in self._keys_of(ramp, "receive"))
-            if op is not None and op.status == "confirmed" and not (op.outcome or {}).get("reverted")
-        ]
-        swapped = [op for op in (self._journal.operation(k) for k in self._keys_of(ramp, "swap")) if op is not None]
-        if not received or swapped:
-            return None
-        ephemeral = self._ephemeral(ramp)
-        user = next(a for a in ramp.signing_accounts if a.role == "user")
-        asset = corridor.swap[0]
+        token = corridor.swap[0]
+        mint = self._journal.operation(operation_key(ramp.id, "mint", token.lower()))
+        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[corridor.chain][token])
+        burnt: int | None = None
+        if mint is not None and mint.status != "failed":
+            if mint.status != "confirmed" or self._swapped(ramp, token, units):
+                log.warning(
+                    "on-ramp not refunded: its BRLA was swapped, or a mint or swap has no known outcome; an operator "
+                    "must refund it",
+                    extra={"ramp_id": ramp.id},
+                )
+                return None
+            self._return_minted(ramp, token, units)
+            burnt = self._ledger_units(corridor.chain, token, units)
+        return self._rail_refund(ramp, key, payment_id, burnt)
+
+    def _swapped(self, ramp: Ramp, token: str, units: int) -> bool:
+        """Whether a swap may have taken the ephemeral's ``token`` (the swap's input; ``units`` of
+        it held before the swap): any swap operation but one the node refused or one that reverted
+        (the token is still there then). A swap claimed but never settled (a worker that stopped
+        after submitting) counts as not swapped only when no receipt of it exists and the token is
+        still on the ephemeral; should it be mined later, it reverts, the token being gone."""
         chain = self._chain(ramp)
-        units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[corridor.chain][asset])
-        key = operation_key(ramp.id, "failed", "refund")
-        back = self._ledger_units(corridor.chain, asset, units)
+        for op in (self._journal.operation(k) for k in self._keys_of(ramp, "swap")):
+            if op is None or op.status == "failed":
+                continue
+            if op.status == "confirmed":
+                if (op.outcome or {}).get("reverted"):
+                    continue
+                return True
+            if op.status == "unknown" or op.external_id is None:
+                return True
+            receipt = chain.receipt(op.external_id)
+            if receipt is not None:
+                if receipt.success:
+                    return True
+                continue
+            if chain.balance(self._ephemeral(ramp).address, token) < units:
+                return True
+        return False
+
+    def _return_minted(self, ramp: Ramp, token: str, units: int) -> None:
+        """The minted BRLA from the ephemeral back to the provider's account (journal
+        ``{id}:failed:return``), so the issuer can burn it for the refund."""
+        ephemeral = self._ephemeral(ramp)
+        provider = self._platform_holder(ramp, "provider_brla")
+        chain = self._chain(ramp)
+        self._open(ramp, provider, (token,))
+        key = operation_key(ramp.id, "failed", "return")
+        back = self._ledger_units(ramp.corridor.chain, token, units)
         self._platform_tx(
             ramp,
             "failed",
-            "refund",
+            "return",
             "operator",
-            {"asset": asset, "units": str(units), "from": ephemeral.key, "to": user.address.lower()},
+            {"asset": token, "units": str(units), "from": ephemeral.key, "to": provider.key},
             lambda signer, nonce, fees: chain.sweep_blueprint(
-                signer, asset, ephemeral.address, units, refund_to=user.address, nonce=nonce, fees=fees
+                signer, token, ephemeral.address, units, refund_to=provider.address, nonce=nonce, fees=fees
             ),
-            lambda r: [Movement(f"{key}:back", asset, back, ephemeral, None)],
+            lambda r: [Movement(f"{key}:back", token, back, ephemeral, provider)],
         )
-        return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
+
+    def _rail_refund(self, ramp: Ramp, key: str, payment_id: str, burnt: int | None) -> dict[str, str]:
+        """The rail refunds the accepted payment in full, by our key; the provider's BRLA it burns
+        for it (``burnt`` ledger units, when the payment was minted) leaves the mirror. The ramp
+        shows the refund ``pending`` while it is asked for (the ``refund.completed`` webhook, or
+        this settlement, makes it ``completed``); a refund the rail refuses shows ``failed``."""
+        token = ramp.corridor.swap[0]
+        shown = {"amount": f"{ramp.quote.input_amount}", "currency": ramp.corridor.input_currency}
+        held = self._journal.claim(
+            key,
+            ramp_id=ramp.id,
+            kind="refund",
+            request={"payment": payment_id, "amount": shown["amount"], "burn": str(burnt or 0)},
+            external_id=None,
+            lease_seconds=LEASE_SECONDS,
+        )
+        if held.done:
+            return {**shown, "status": "completed" if held.operation.status == "confirmed" else "failed"}
+        self._store.set_refund(ramp.id, {**shown, "status": "pending"})
+        provider = self._platform_holder(ramp, "provider_brla")
+        burn = [Movement(f"{key}:burn", token, burnt, provider, None)] if burnt else []
+        rail = self._rails(ramp.corridor.rail)
+        try:
+            self._provider_operation(
+                ramp,
+                "failed",
+                key,
+                held.claim_id,
+                lambda: rail.get_refund(key) if held.look_up else None,
+                lambda: rail.request_refund(RefundRequest(key=key, payment_id=payment_id)),
+                lambda refund: self._journal.settle(
+                    key,
+                    held.claim_id,
+                    "confirmed",
+                    outcome={"refund_id": refund.refund_id, "tx_hash": refund.tx_hash},
+                    movements=burn,
+                ),
+            )
+        except Permanent as refused:  # settled failed: the ramp still ends, its refund for an operator
+            log.warning("on-ramp refund refused by the rail", extra={"ramp_id": ramp.id, "reason": str(refused)})
+            return {**shown, "status": "failed"}
+        return {**shown, "status": "completed"}
 
     @staticmethod
     def _keys_of(ramp: Ramp, phase: str) -> list[str]:
@@ -703,6 +874,14 @@ class Executor:
 
 
 _NO_BLUEPRINT = Blueprint(network="", signer="", tx_data={})
+
+
+def refund_completed(ramp: Ramp) -> dict[str, str] | None:
+    """The ramp's refund once the rail's ``refund.completed`` came (the webhook path): a refund shown
+    ``pending`` becomes ``completed``; None when there is nothing to change."""
+    if ramp.refund is None or ramp.refund.get("status") != "pending":
+        return None
+    return {**ramp.refund, "status": "completed"}
 
 
 def complete_payment_wait(tasks: Tasks, token: str | None, verdict: PaymentVerdict) -> bool:

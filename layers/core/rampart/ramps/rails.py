@@ -1,9 +1,9 @@
 """The port to a fiat rail and the issuer behind it (``pix`` with its BRLA issuer now, ``sepa``
 with its EURC anchor later): charges the payer pays, mints against a payment received, payouts to
-a bank destination, and the provider's webhooks. No SDK here: adapters implement it
+a bank destination, refunds of a payment received, and the provider's webhooks. No SDK here: adapters implement it
 (:mod:`rampart.adapters.rails.pix`).
 
-Every call that acts (a mint, a payout) carries our idempotency key (the journal's
+Every call that acts (a mint, a payout, a refund) carries our idempotency key (the journal's
 ``ramp:phase:step``): the provider acts on one key once and returns the first result to a repeat,
 so a retry after a timeout is safe — look the key up first when the outcome is unknown.
 
@@ -135,6 +135,28 @@ class Payout:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    """Give an accepted payment back to its payer, in full. When a mint used the payment, the
+    minted token must be back at the provider's account first: the issuer burns it."""
+
+    key: str  # our idempotency key
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class Refund:
+    key: str
+    refund_id: str
+    payment_id: str
+    amount: Decimal  # the payment's, in ``currency``
+    currency: str
+    status: OperationStatus
+    tx_hash: str | None = None  # the burn of the returned token, when the payment was minted
+    reason: str | None = None
+    token_amount: Decimal | None = None  # the issuer's token burnt for it
+
+
 class Rail(Protocol):
     """A fiat rail with its token issuer, as the ramps use it."""
 
@@ -143,11 +165,34 @@ class Rail(Protocol):
     def create_charge(self, request: ChargeRequest) -> Charge: ...
     def get_charge(self, charge_id: str) -> Charge | None: ...
     def cancel_charge(self, charge_id: str) -> Charge: ...
+    def charge_payments(self, charge_id: str) -> list[Mapping[str, Any]]:
+        """Every payment the charge received, each as its ``charge.paid`` webhook's ``data``
+        (rampart.rails.events): what finds a payment whose webhook never came."""
+        ...
+
     def request_mint(self, request: MintRequest) -> Mint: ...
     def get_mint(self, key: str) -> Mint | None: ...
     def request_payout(self, request: PayoutRequest) -> Payout: ...
     def get_payout(self, key: str) -> Payout | None: ...
+    def request_refund(self, request: RefundRequest) -> Refund: ...
+    def get_refund(self, key: str) -> Refund | None: ...
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """The JSON payload of a delivery that verifies; :class:`WebhookRejected` otherwise."""
         ...
+
+
+def close_charge(rail: Rail, charge_id: str | None, ramp_id: str) -> None:
+    """Cancel a ramp's charge, best effort: a payment that still arrives for a closed ramp is
+    refunded by the rail itself (API.md), so a charge left open costs a refund, never the money.
+    A charge already paid cannot be cancelled: whoever closes the ramp looks at its payments."""
+    import logging
+
+    if charge_id is None:
+        return
+    try:
+        rail.cancel_charge(charge_id)
+    except RailError as error:
+        logging.getLogger("rampart.ramps").warning(
+            "charge not cancelled", extra={"ramp_id": ramp_id, "reason": error.message}
+        )

@@ -63,7 +63,7 @@ from rampart.ramps.models import (
 )
 from rampart.ramps.ports import Prices, RampStore, Workflows
 from rampart.ramps.pricing import at_scale, price
-from rampart.ramps.rails import ChargeRequest, Rail, RailError, RailUnavailable
+from rampart.ramps.rails import ChargeRequest, Rail, RailError, RailUnavailable, close_charge
 
 log = logging.getLogger("rampart.ramps")
 
@@ -508,12 +508,7 @@ class RampService:
     def _close_charge(self, ramp: Ramp) -> None:
         """Best effort: a payment that still arrives for a closed ramp is refunded by the rail's
         path (API.md), so a charge left open costs nothing but a refund."""
-        if ramp.charge_id is None:
-            return
-        try:
-            self._rails(ramp.corridor.rail).cancel_charge(ramp.charge_id)
-        except RailError as error:
-            log.warning("charge not cancelled", extra={"ramp_id": ramp.id, "reason": error.message})
+        close_charge(self._rails(ramp.corridor.rail), ramp.charge_id, ramp.id)
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, who: Caller, ramp_id: str) -> Ramp:

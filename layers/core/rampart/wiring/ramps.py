@@ -236,6 +236,7 @@ def watch() -> dict[str, Any]:
     from rampart.ramps.watch import watch as run
 
     current = windows()
+    found = find_payments(current.watch_grace)
     report = run(
         PostgresRampStore(get_database()),
         _workflows(),
@@ -248,12 +249,59 @@ def watch() -> dict[str, Any]:
         log.warning("reconciliation skipped: a chain did not answer", extra={"reason": error.detail})
         differences = None
     return {
+        "payments_found": found,
         "looked_at": report.looked_at,
         "paused": report.paused,
         "stop_failed": report.stop_failed,
         "paused_total": report.paused_total,
         "differences": differences,
     }
+
+
+def find_payments(idle_seconds: int, limit: int = 100) -> list[str]:
+    """Ramps waiting for their payment for ``idle_seconds`` with none recorded: the rail is asked
+    for the charge's payments, which are recorded as their ``charge.paid`` webhooks would have
+    been (the same parser and rail state, idempotent by payment id) and complete the wait. A
+    webhook that never came costs a minute, not the ramp. The ramps whose wait it completed."""
+    from datetime import UTC, datetime
+
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.rail_store import PostgresRailReader, PostgresRailState
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+    from rampart.core.errors import DomainError
+    from rampart.rails import RailService, parse_event
+    from rampart.ramps.rails import RailError
+
+    database = get_database()
+    completed: list[str] = []
+    for ramp in PostgresRampStore(database).waiting_for_payment(idle_seconds, limit):
+        provider = ramp.corridor.rail
+        if PostgresRailReader(database).payments_for(provider, ramp.id) or ramp.charge_id is None:
+            continue  # recorded: its webhook completed the wait, or will (the queue retries it)
+        try:
+            items = rail(provider).charge_payments(ramp.charge_id)
+        except RailError as error:
+            log.warning("payments not looked up", extra={"ramp_id": ramp.id, "reason": error.message})
+            continue
+        for item in items:
+            try:
+                event = parse_event(
+                    {
+                        "id": f"evt_lookup_{item.get('payment_id')}",
+                        "type": "charge.paid",
+                        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                        "data": dict(item),
+                    }
+                )
+                with database.connection() as conn, conn.transaction():
+                    done = RailService(PostgresRailState(conn)).apply(provider, event)
+            except DomainError as error:  # malformed, or contradicting what is recorded: an operator's
+                log.error("a looked-up payment was not recorded", extra={"ramp_id": ramp.id, "reason": error.detail})
+                continue
+            log.warning("a payment whose webhook never came was found", extra={"ramp_id": ramp.id, "applied": done})
+        if items and resume_payment_wait(ramp.id):
+            completed.append(ramp.id)
+    return completed
 
 
 def reset() -> None:

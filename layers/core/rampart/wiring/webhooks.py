@@ -75,29 +75,56 @@ def service() -> WebhookService:
     return built[1]
 
 
-def apply_to_rails(event: InboxEvent, transaction: Any, paid: list[str] | None = None) -> str:
+def apply_to_rails(
+    event: InboxEvent, transaction: Any, paid: list[str] | None = None, refunded: list[str] | None = None
+) -> str:
     """The applier of rail providers' events: parsed strictly, applied to the rail state on the
-    inbox's transaction. The references of payments it records are added to ``paid``."""
+    inbox's transaction. The references of payments it records are added to ``paid``, those of
+    refunds it records to ``refunded``."""
     from rampart.adapters.postgres.rail_store import PostgresRailState
     from rampart.core import jsonbody
-    from rampart.rails.events import ChargePaid
+    from rampart.rails.events import ChargePaid, RefundCompleted
 
     parsed = parse_event(jsonbody.loads(event.body))
     if paid is not None and isinstance(parsed, ChargePaid):
         paid.append(parsed.reference)
+    if refunded is not None and isinstance(parsed, RefundCompleted):
+        refunded.append(parsed.reference)
     return RailService(PostgresRailState(transaction)).apply(event.provider, parsed)
 
 
 def apply_message(body: Any) -> Applied:
     """Apply one queued event; once it committed, a payment it recorded completes the payment
-    wait of its ramp (the ramp's execution looks for it itself when its wait starts later)."""
+    wait of its ramp (the ramp's execution looks for it itself when its wait starts later), and a
+    refund it recorded completes the ramp's refund."""
     from rampart.wiring import ramps
 
     paid: list[str] = []
-    applied = service().apply_message(body, lambda event, transaction: apply_to_rails(event, transaction, paid))
+    refunded: list[str] = []
+    applied = service().apply_message(
+        body, lambda event, transaction: apply_to_rails(event, transaction, paid, refunded)
+    )
     for reference in paid:
         ramps.resume_payment_wait(reference)
+    for reference in refunded:
+        refund_completed(reference)
     return applied
+
+
+def refund_completed(reference: str) -> bool:
+    """After the rail reported a refund for ``reference`` (a ramp id): the ramp's refund shown
+    ``pending`` becomes ``completed``. False when there is no such ramp or nothing to change."""
+    from rampart.adapters.postgres.db import get_database
+    from rampart.adapters.postgres.ramp_store import PostgresRampStore
+    from rampart.ramps.execution import refund_completed as completed
+
+    store = PostgresRampStore(get_database())
+    ramp = store.ramp(reference)
+    shown = completed(ramp) if ramp is not None else None
+    if ramp is None or shown is None:
+        return False
+    store.set_refund(ramp.id, shown)
+    return True
 
 
 def rails() -> PostgresRailReader:

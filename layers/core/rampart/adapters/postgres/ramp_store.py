@@ -433,9 +433,23 @@ class PostgresRampStore:
 
     # -- the watch (rampart.ramps.watch) -----------------------------------------------------------
     def idle_running(self, idle_seconds: int, limit: int) -> list[Ramp]:
+        return self._idle("r.status = 'running'", idle_seconds, limit)
+
+    def waiting_for_payment(self, idle_seconds: int, limit: int) -> list[Ramp]:
+        """Running ramps whose execution waits for their payment (a task token kept in ``payment``)
+        for ``idle_seconds`` at least, the longest waiting first."""
+        return self._idle(
+            "r.status = 'running' AND r.phase = 'payment' AND r.task_phase = 'payment' AND r.charge_id IS NOT NULL",
+            idle_seconds,
+            limit,
+        )
+
+    def _idle(self, condition: str, idle_seconds: int, limit: int) -> list[Ramp]:
+        """The ramps meeting ``condition`` (SQL text of this module, never input) not updated for
+        ``idle_seconds``, the longest idle first."""
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                f"{_SELECT_RAMP} WHERE r.status = 'running' AND r.updated_at <= now() - make_interval(secs => %s) "
+                f"{_SELECT_RAMP} WHERE {condition} AND r.updated_at <= now() - make_interval(secs => %s) "
                 "ORDER BY r.updated_at LIMIT %s",
                 (idle_seconds, limit),
             )

@@ -7,8 +7,9 @@ code for the twin's world (``http://127.0.0.1:<port>``) and a real base URL.
 
 The API (docs/world.md): ``POST /pix/v1/charges``, ``GET /pix/v1/charges/{id}``, ``POST
 /pix/v1/charges/{id}/cancel``, ``POST /pix/v1/mints``, ``GET /pix/v1/mints/{key}``, ``POST
-/pix/v1/payouts``, ``GET /pix/v1/payouts/{key}``; ``Authorization: Bearer <api key>``; refusals as
-``{"error": {"code", "message", "field"?}}``. HTTP with the standard library (no SDK to load).
+/pix/v1/payouts``, ``GET /pix/v1/payouts/{key}``, ``POST /pix/v1/refunds``, ``GET
+/pix/v1/refunds/{key}``; ``Authorization: Bearer <api key>``; refusals as ``{"error": {"code",
+"message", "field"?}}``. HTTP with the standard library (no SDK to load).
 
 Errors: a refused connection, a 5xx or a 429 → :class:`RailUnavailable` (nothing happened); a
 timeout or a connection closed before the reply → :class:`RailTimeout` (it may have happened:
@@ -39,6 +40,8 @@ from rampart.ramps.rails import (
     RailRejected,
     RailTimeout,
     RailUnavailable,
+    Refund,
+    RefundRequest,
     WebhookRejected,
 )
 
@@ -155,6 +158,12 @@ class PixRail:
         found = self._found("GET", f"/charges/{urllib.parse.quote(charge_id, safe='')}")
         return None if found is None else self._charge(found)
 
+    def charge_payments(self, charge_id: str) -> list[Mapping[str, Any]]:
+        items = self._ok("GET", f"/charges/{urllib.parse.quote(charge_id, safe='')}/payments").get("items")
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise RailUnavailable("the provider answered its charge's payments with something else than a list")
+        return list(items)
+
     def cancel_charge(self, charge_id: str) -> Charge:
         return self._charge(self._ok("POST", f"/charges/{urllib.parse.quote(charge_id, safe='')}/cancel", {}))
 
@@ -224,6 +233,30 @@ class PixRail:
     def get_payout(self, key: str) -> Payout | None:
         found = self._found("GET", f"/payouts/{urllib.parse.quote(key, safe='')}")
         return None if found is None else self._payout(found)
+
+    # -- refunds -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _refund(body: dict[str, Any]) -> Refund:
+        burnt = body.get("brla_amount")
+        return Refund(
+            key=body["key"],
+            refund_id=body["id"],
+            payment_id=body["payment_id"],
+            amount=Decimal(body["amount"]),
+            currency=body["currency"],
+            status=body["status"],
+            tx_hash=body.get("burn_tx_hash"),
+            reason=body.get("reason"),
+            token_amount=Decimal(burnt) if burnt is not None else None,
+        )
+
+    def request_refund(self, request: RefundRequest) -> Refund:
+        return self._refund(self._ok("POST", "/refunds", {"key": request.key, "payment_id": request.payment_id}))
+
+    def get_refund(self, key: str) -> Refund | None:
+        found = self._found("GET", f"/refunds/{urllib.parse.quote(key, safe='')}")
+        return None if found is None else self._refund(found)
 
     # -- webhooks ------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 -- Ramps III: the ramp-watch schedule (rampart.ramps.watch) pauses running ramps whose execution is
 -- gone, ended or silent, and reconciles every mirrored account with its chain: it reads ramps and
 -- their quotes, writes only what a pause writes, and reads the mirrors and their ledger accounts.
+-- It also records a payment whose webhook never came, as the webhook path would (rails.payments).
 -- depends: 0013.ramp-pause
 
 DO $roles$
@@ -18,3 +19,5 @@ GRANT SELECT ON ramps.ramps, ramps.quotes TO rampart_ramp_watch;
 GRANT UPDATE (status, resume_at, task_token, task_phase, errors, updated_at) ON ramps.ramps TO rampart_ramp_watch;
 GRANT SELECT ON journal.mirrors TO rampart_ramp_watch;
 GRANT SELECT ON ledger.accounts TO rampart_ramp_watch;
+GRANT USAGE ON SCHEMA rails TO rampart_ramp_watch;
+GRANT SELECT, INSERT ON rails.payments TO rampart_ramp_watch;
