@@ -333,6 +333,35 @@ def test_a_revert_after_receive_fails_the_off_ramp_and_refunds_the_input(
     reconciled(root)
 
 
+@pytest.mark.parametrize("fault", ["handoff reverted", "payout refused"])
+def test_a_failure_after_the_swap_gives_the_off_ramps_input_back_from_liquidity(
+    carol: Ramps, root: Client, twin_database_url: str, platform: dict[str, str], fault: str
+) -> None:
+    """Swapped, never paid out: the platform keeps the BRLA and gives the user exactly its input
+    from the liquidity account; what the ephemeral still holds goes to the treasury."""
+
+    def aim(r: Registered) -> dict[str, Any]:
+        if fault == "handoff reverted":
+            return script(carol, "base", fail_next=1, failure="revert", match=submission(r, "handoff", platform))
+        return script(carol, "pix", fail_next=1, failure="reject", match={"operation": "payout", "reference": r.id})
+
+    registered, done = drive(carol, "off", aim)
+    assert (done["status"], done["phase"]) == ("failed", "failed"), done
+    (error,) = done["errors"]
+    assert error["phase"] == fault.split()[0], error
+    no_trace(error)
+    input_amount = registered.ramp["input_amount"]
+    assert done.get("refund") == {"amount": input_amount, "currency": "USDC", "status": "completed"}, done
+    assert registered.keys.user is not None
+    assert usdc(carol, registered.keys.user.address) == Decimal("100")  # the faucet's 100, all back
+    assert payouts(carol, registered.id) == []  # never both
+    left = carol.balances(registered.keys.ephemeral.address)["balances"]
+    assert Decimal(left["USDC"]) == Decimal(left["BRLA"]) == 0, left  # taken by the treasury
+    ops = journal(twin_database_url, registered.id)
+    assert ops[f"{registered.id}:failed:buy-back"] == ("confirmed", 1), ops
+    reconciled(root)
+
+
 def test_a_revert_before_receive_fails_the_off_ramp_and_the_input_never_left(
     carol: Ramps, root: Client, platform: dict[str, str]
 ) -> None:
@@ -432,9 +461,9 @@ def test_a_payment_webhook_never_sent_does_not_lose_the_ramp(
     assert carol.anonymous.post("/_sim/pix/payments", {"ramp_id": registered.id}).status == 200
 
     for _ in range(30):  # the wait parks, then its grace (the test stage's 5 s) runs out
-        ran = carol.anonymous.post("/_twin/schedules/ramp-watch/run")
+        ran = carol.anonymous.post("/_twin/schedules/ramp-watch/run")  # (or the twin's own minute run)
         assert ran.status == 200, ran
-        if registered.id in ran.body["result"]["payments_found"]:
+        if registered.id in ran.body["result"]["payments_found"] or carol.get(registered.id)["phase"] != "payment":
             break
         time.sleep(2)
     else:

@@ -85,8 +85,8 @@ def _ramp(client: Client, ramp_type: str, corridor: dict[str, Any]) -> dict[str,
     return dict(_ok(client.post(f"/v1/ramps/{ramp['id']}/presigned", {"presigned_txs": _signed(ramp, keys)})))
 
 
-def _recorded(database_url: str, ramp_id: str, timeout: float = 60.0) -> None:  # not money: seconds
-    """Wait until the rail's webhook of the ramp's payment is applied (before the ramp starts)."""
+def _until(database_url: str, sql: str, ramp_id: str, what: str, timeout: float = 60.0) -> None:  # not money: s
+    """Wait until ``sql`` (one ``%s``: the ramp id) finds a row."""
     import time
 
     import psycopg
@@ -94,10 +94,21 @@ def _recorded(database_url: str, ramp_id: str, timeout: float = 60.0) -> None:  
     deadline = time.monotonic() + timeout
     with psycopg.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            if conn.execute("SELECT 1 FROM rails.payments WHERE reference = %s", (ramp_id,)).fetchone():
+            if conn.execute(sql, (ramp_id,)).fetchone():
                 return
-            time.sleep(0.2)
-    raise AssertionError(f"no payment recorded for {ramp_id} within {timeout:.0f}s")
+            time.sleep(0.2)  # not money: seconds
+    raise AssertionError(f"{ramp_id}: {what} within {timeout:.0f}s")
+
+
+def _recorded(database_url: str, ramp_id: str) -> None:
+    """Wait until the rail's webhook of the ramp's payment is applied (before the ramp starts)."""
+    _until(database_url, "SELECT 1 FROM rails.payments WHERE reference = %s", ramp_id, "no payment recorded")
+
+
+def _parked(database_url: str, ramp_id: str) -> None:
+    """Wait until the ramp's execution waits for its payment (its task token kept in ``payment``)."""
+    sql = "SELECT 1 FROM ramps.ramps WHERE id = %s AND task_phase = 'payment'"
+    _until(database_url, sql, ramp_id, "never waited for its payment")
 
 
 def _ended(client: Client, ramp_id: str, status: str, timeout: float = 90.0) -> None:  # not money: seconds
@@ -166,6 +177,20 @@ def ramp_requests(base: str, database_url: str, client: Client, root: Client) ->
     _ok(client.post(f"/v1/ramps/{late['id']}/start", key=True), 202)
     _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": late["id"], "amount": "11.00"}))
     _ended(client, late["id"], "failed")
+    # Paid, its webhook never sent: the ramp-watch run finds the payment at the rail (the PIX key)
+    # and completes the wait (SendTaskSuccess). Its wait is aged past the watch's grace, not waited for.
+    lost = _ramp(client, "on", by_type["on"])
+    _ok(client.post(f"/v1/ramps/{lost['id']}/start", key=True), 202)
+    _parked(database_url, lost["id"])
+    script = {"drop_webhooks": 1, "match": {"operation": "charge", "reference": lost["id"]}}
+    _ok(anonymous.post("/_sim/providers/pix/script", script))
+    _ok(anonymous.post("/_sim/pix/payments", {"ramp_id": lost["id"]}))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE ramps.ramps SET updated_at = now() - interval '30 seconds' WHERE id = %s", (lost["id"],))
+    found = _ok(anonymous.post("/_twin/schedules/ramp-watch/run"))["result"]
+    assert lost["id"] in found["payments_found"], found
+    _ended(client, lost["id"], "completed")
+    _ok(anonymous.post("/_sim/providers/pix/script", {"reset": True}))
     cancelled = _ramp(client, "on", by_type["on"])
     _ok(client.post(f"/v1/ramps/{cancelled['id']}/cancel"))  # closes its charge at the rail
     # One left unstarted past its start deadline: moved there in the database rather than waited

@@ -243,7 +243,7 @@ def test_the_pix_api_key_is_a_generated_secret_under_the_secrets_key(cloud: Clou
     assert (
         readers
         == {s.name for s in manifest.FUNCTIONS if "pix_api_key" in s.uses}
-        == {"ramps", "ramp_sweep", "ramp_worker"}
+        == {"ramps", "ramp_sweep", "ramp_worker", "ramp_watch"}
     )
     for fn in readers:
         _, env = _function(template, fn)

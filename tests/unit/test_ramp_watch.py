@@ -133,3 +133,11 @@ def test_a_ramp_that_moved_meanwhile_is_not_reported_paused() -> None:
     report = _run(store, Executions({}))
     assert report.paused == ["rmp_i"]
     assert report.paused_total == 3  # the paused ramps an operator has to look at, this one included
+
+
+def test_a_ramp_this_run_set_going_again_is_left_alone() -> None:
+    """Its payment was just found: its execution moves on, however long it waited."""
+    store = Store([_ramp("rmp_j", idle=4000, phase="payment")])
+    executions = Executions({ARN + "rmp_j": "RUNNING"})
+    report = watch(store, executions, WINDOWS, lambda: NOW, moving={"rmp_j"})
+    assert (report.looked_at, report.paused, executions.stopped) == (0, [], [])

@@ -681,8 +681,9 @@ class Executor:
         """What goes back to the user. An on-ramp's payment: see :meth:`_refund_payment`. An
         off-ramp whose input reached the ephemeral and was not swapped yet gets exactly its
         ``input_amount`` back to the user's wallet: what the ephemeral holds through the sweeper it
-        approved, the fees it already paid from the platform's liquidity account. Anything later
-        (swapped) is left for an operator: the error says where it stopped."""
+        approved, the fees it already paid from the platform's liquidity account; swapped and not
+        paid out, see :meth:`_refund_swapped`. A swap or payout whose outcome is not known is left
+        for an operator: the error says where it stopped."""
         corridor = ramp.corridor
         if corridor.ramp_type == "on":
             return self._refund_payment(ramp)
@@ -694,6 +695,8 @@ class Executor:
         chain = self._chain(ramp)
         network = corridor.chain
         units = to_chain(ramp.quote.input_amount, NETWORK_DECIMALS[network][asset])
+        if self._done(ramp, "swap"):
+            return self._refund_swapped(ramp, asset, units)
         # The fees went before the swap: the ephemeral holds the input less them, and the platform
         # gives them back from its liquidity account, so the user gets exactly the input.
         fee_units = int(ramp.quote.snapshot["fee_units"]["total"]) if self._done(ramp, "fees") else 0
@@ -728,6 +731,37 @@ class Executor:
                     Movement(f"{fees_key}:back", asset, self._ledger_units(network, asset, fee_units), liquidity, None)
                 ],
             )
+        return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
+
+    def _refund_swapped(self, ramp: Ramp, asset: str, units: int) -> dict[str, str] | None:
+        """An off-ramp that failed after its swap and before any payout: the platform takes the
+        swapped BRLA (left on the ephemeral, swept to the treasury, or already at the anchor, its
+        own account) and gives the user exactly ``input_amount`` from its liquidity account. A
+        payout asked for and not refused may still pay: left for an operator, never both."""
+        payout = self._journal.operation(operation_key(ramp.id, "payout", "pix"))
+        if payout is not None and payout.status != "failed":
+            log.warning(
+                "off-ramp not refunded: its payout was asked for and may pay; an operator must look",
+                extra={"ramp_id": ramp.id, "payout": payout.status},
+            )
+            return None
+        user = next(a for a in ramp.signing_accounts if a.role == "user")
+        chain = self._chain(ramp)
+        network = ramp.corridor.chain
+        liquidity = self._platform_holder(ramp, "liquidity")
+        key = operation_key(ramp.id, "failed", "buy-back")
+        self._platform_tx(
+            ramp,
+            "failed",
+            "buy-back",
+            "liquidity",
+            {"asset": asset, "units": str(units), "to": user.address.lower()},
+            lambda signer, nonce, fees: chain.transfer_blueprint(
+                signer, asset, user.address, units, nonce=nonce, fees=fees
+            ),
+            lambda r: [Movement(f"{key}:back", asset, self._ledger_units(network, asset, units), liquidity, None)],
+        )
+        self._sweep(ramp)  # what the ephemeral still holds (the BRLA, if not handed over) to the treasury
         return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
 
     def _done(self, ramp: Ramp, phase: str) -> bool:

@@ -20,7 +20,7 @@ execution that woke up meanwhile wins. What the watch finds is counted for metri
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -80,9 +80,13 @@ def watch(
     executions: Executions,
     windows: WatchWindows,
     now: Callable[[], datetime],
+    moving: Collection[str] = (),
 ) -> WatchReport:
+    """``moving``: ramps this run just set going again (a payment found): left alone."""
     report = WatchReport()
     for ramp in store.idle_running(windows.grace_seconds, BATCH):
+        if ramp.id in moving:
+            continue
         report.looked_at += 1
         seen_at = ramp.updated_at
         name = _name(ramp.execution_arn)

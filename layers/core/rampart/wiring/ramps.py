@@ -242,6 +242,7 @@ def watch() -> dict[str, Any]:
         _workflows(),
         WatchWindows(current.watch_grace, current.silence, current.payment_window),
         lambda: datetime.now(UTC),
+        moving=found,
     )
     try:
         differences: int | None = len(reconcile().differences)
