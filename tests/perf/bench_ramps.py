@@ -8,8 +8,9 @@ database, simulators without delay):
 - **ramps completed per minute** with ``BENCH_RAMP_CONCURRENCY`` (8) running at once, both corridors;
 - **PostgreSQL transactions per side effect** during that concurrent run: the database's committed
   transactions (``pg_stat_database.xact_commit``, everything: the API's requests, the worker, the
-  webhook path, one status poll per second) divided by the journal's operations. The budget of two
-  counts only the claim and the settlement; the figure shows everything around them too.
+  webhook path, one status poll per second) divided by the journal's operations; and the journal's
+  own (its claims, retries included, and settlements) per side effect — what the budget of two
+  counts: everything around them (the phase entry, reads, polls) is in the first figure.
 
 Prints a table with the CPU model and writes ``.bench/ramps.json``. Exits 1 when a ramp does not
 complete (the figures would mean nothing)."""
@@ -110,9 +111,13 @@ def measure(url: str, database_url: str, repeats: int, concurrency: int) -> dict
         raise RuntimeError(f"{len(errors)} of {concurrency} ramps did not complete: {errors[0]}")
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM journal.operations WHERE ramp_id = ANY(%s)", ([r for _, r, _ in prepared],)
+            "SELECT count(*), COALESCE(sum(attempts), 0), count(settled_at) FROM journal.operations "
+            "WHERE ramp_id = ANY(%s)",
+            ([r for _, r, _ in prepared],),
         ).fetchone()
     operations = int(row[0]) if row else 0
+    # The journal's own transactions: each claim (an attempt) and each settlement is one.
+    journal_transactions = int(row[1]) + int(row[2]) if row else 0
     figures |= {
         "concurrent_ramps": concurrency,
         "concurrent_seconds": round(elapsed, 2),
@@ -120,6 +125,7 @@ def measure(url: str, database_url: str, repeats: int, concurrency: int) -> dict
         "side_effects": operations,
         "pg_transactions": committed,
         "pg_transactions_per_side_effect": round(committed / operations, 1) if operations else None,
+        "journal_transactions_per_side_effect": round(journal_transactions / operations, 2) if operations else None,
     }
     return figures
 
