@@ -716,22 +716,28 @@ class Executor:
             lambda r: [Movement(f"{key}:back", asset, self._ledger_units(network, asset, held), ephemeral, None)],
         )
         if fee_units:
-            fees_key = operation_key(ramp.id, "failed", "refund-fees")
-            liquidity = self._platform_holder(ramp, "liquidity")
-            self._platform_tx(
-                ramp,
-                "failed",
-                "refund-fees",
-                "liquidity",
-                {"asset": asset, "units": str(fee_units), "to": user.address.lower()},
-                lambda signer, nonce, fees: chain.transfer_blueprint(
-                    signer, asset, user.address, fee_units, nonce=nonce, fees=fees
-                ),
-                lambda r: [
-                    Movement(f"{fees_key}:back", asset, self._ledger_units(network, asset, fee_units), liquidity, None)
-                ],
-            )
+            self._to_user_from_liquidity(ramp, "refund-fees", asset, fee_units)
         return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
+
+    def _to_user_from_liquidity(self, ramp: Ramp, step: str, asset: str, units: int) -> None:
+        """The platform's liquidity account pays the user's wallet ``units`` (journal
+        ``{id}:failed:{step}``; mirrored liquidity → the world)."""
+        user = next(a for a in ramp.signing_accounts if a.role == "user")
+        chain = self._chain(ramp)
+        network = ramp.corridor.chain
+        liquidity = self._platform_holder(ramp, "liquidity")
+        key = operation_key(ramp.id, "failed", step)
+        self._platform_tx(
+            ramp,
+            "failed",
+            step,
+            "liquidity",
+            {"asset": asset, "units": str(units), "to": user.address.lower()},
+            lambda signer, nonce, fees: chain.transfer_blueprint(
+                signer, asset, user.address, units, nonce=nonce, fees=fees
+            ),
+            lambda r: [Movement(f"{key}:back", asset, self._ledger_units(network, asset, units), liquidity, None)],
+        )
 
     def _refund_swapped(self, ramp: Ramp, asset: str, units: int) -> dict[str, str] | None:
         """An off-ramp that failed after its swap and before any payout: the platform takes the
@@ -745,22 +751,7 @@ class Executor:
                 extra={"ramp_id": ramp.id, "payout": payout.status},
             )
             return None
-        user = next(a for a in ramp.signing_accounts if a.role == "user")
-        chain = self._chain(ramp)
-        network = ramp.corridor.chain
-        liquidity = self._platform_holder(ramp, "liquidity")
-        key = operation_key(ramp.id, "failed", "buy-back")
-        self._platform_tx(
-            ramp,
-            "failed",
-            "buy-back",
-            "liquidity",
-            {"asset": asset, "units": str(units), "to": user.address.lower()},
-            lambda signer, nonce, fees: chain.transfer_blueprint(
-                signer, asset, user.address, units, nonce=nonce, fees=fees
-            ),
-            lambda r: [Movement(f"{key}:back", asset, self._ledger_units(network, asset, units), liquidity, None)],
-        )
+        self._to_user_from_liquidity(ramp, "buy-back", asset, units)
         self._sweep(ramp)  # what the ephemeral still holds (the BRLA, if not handed over) to the treasury
         return {"amount": f"{ramp.quote.input_amount}", "currency": asset, "status": "completed"}
 
