@@ -331,20 +331,8 @@ class PixRail:
         with self._lock:
             existing = next((p for p in self.payouts.values() if p["kind"] == "refund" and p["key"] == key), None)
             if existing is not None:
-                if existing.get("fingerprint") != fingerprint:
-                    raise PixError(409, "key-reused", f"key {key} was used for another refund", "key")
-                return 200, self._public(existing)
-            payment = self.payments.get(payment_id)
-            if payment is None:
-                raise PixError(422, "unknown-payment", f"no payment {payment_id}", "payment_id")
-            if payment["outcome"] != "accepted":
-                raise PixError(
-                    422, "payment-not-accepted", f"payment {payment_id} is refunded by the rail already", "payment_id"
-                )
-            if payment["refund_id"] is not None:
-                raise PixError(
-                    422, "payment-refunded", f"payment {payment_id} is refunded by {payment['refund_id']}", "payment_id"
-                )
+                return self._repeated(existing, fingerprint, "refund")
+            payment = self._accepted_payment(payment_id)
             mint = self.mints.get(payment["minted_by"]) if payment["minted_by"] else None
             brla: Decimal | None = None
             chain = self._chain()
@@ -403,18 +391,10 @@ class PixRail:
         with self._lock:
             existing = next((m for m in self.mints.values() if m["key"] == key), None)
             if existing is not None:
-                if existing["fingerprint"] != fingerprint:
-                    raise PixError(409, "key-reused", f"key {key} was used for another mint", "key")
-                return 200, self._public(existing)
-            payment = self.payments.get(payment_id)
-            if payment is None:
-                raise PixError(422, "unknown-payment", f"no payment {payment_id}", "payment_id")
-            if payment["outcome"] != "accepted":
-                raise PixError(422, "payment-not-accepted", f"payment {payment_id} is being refunded", "payment_id")
+                return self._repeated(existing, fingerprint, "mint")
+            payment = self._accepted_payment(payment_id)
             if payment["minted_by"] is not None:
                 raise PixError(422, "payment-used", f"payment {payment_id} was used by another mint", "payment_id")
-            if payment["refund_id"] is not None:
-                raise PixError(422, "payment-refunded", f"payment {payment_id} was refunded", "payment_id")
             if to_units(payment["amount"], "BRL") * 10**16 < units:
                 raise PixError(422, "amount-exceeds-payment", f"the mint exceeds payment {payment_id}", "amount")
             mint: dict[str, Any] = {
@@ -475,9 +455,7 @@ class PixRail:
         with self._lock:
             existing = next((p for p in self.payouts.values() if p["key"] == key), None)
             if existing is not None:
-                if existing["fingerprint"] != fingerprint:
-                    raise PixError(409, "key-reused", f"key {key} was used for another payout", "key")
-                return 200, self._public(existing)
+                return self._repeated(existing, fingerprint, "payout")
             chain = self._chain()
             held = chain.brla_balance(chain.platform_accounts()["provider_brla"])
             if held < Decimal(brla):
@@ -545,6 +523,23 @@ class PixRail:
                 if ramp_id is None or p["reference"] == ramp_id
             ]
         return sorted(items, key=lambda item: item["created_at"])
+
+    def _repeated(self, existing: dict[str, Any], fingerprint: str, what: str) -> tuple[int, dict[str, Any]]:
+        """A key acted on before: the same terms → 200 its first result; others → 409."""
+        if existing.get("fingerprint") != fingerprint:
+            raise PixError(409, "key-reused", f"key {existing['key']} was used for another {what}", "key")
+        return 200, self._public(existing)
+
+    def _accepted_payment(self, payment_id: str) -> dict[str, Any]:
+        """A payment the rail accepted and has not refunded (what a mint or a refund may use)."""
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            raise PixError(422, "unknown-payment", f"no payment {payment_id}", "payment_id")
+        if payment["outcome"] != "accepted":
+            raise PixError(422, "payment-not-accepted", f"payment {payment_id} is refunded by the rail", "payment_id")
+        if payment["refund_id"] is not None:
+            raise PixError(422, "payment-refunded", f"payment {payment_id} was refunded", "payment_id")
+        return payment
 
     @staticmethod
     def _public(record: dict[str, Any]) -> dict[str, Any]:

@@ -275,6 +275,26 @@ def test_a_confirmed_operation_posts_its_movements_with_it(journal: PostgresJour
     assert (kinds[ephemeral.key], kinds[fees.key]) == ("ephemeral", "platform")
 
 
+def test_the_schedules_scope_is_the_platform_and_the_recent_mirrors(
+    journal: PostgresJournalStore, db: PooledDatabase, pg_url: str
+) -> None:
+    """What ``ramp-watch`` reconciles each minute: every platform mirror, and only the mirrors
+    opened within the window (a day) — an ephemeral of a long-finished ramp is left to the admin
+    endpoint, which compares every mirror."""
+    old, fresh, platform = holder(), holder(), holder("platform")
+    for target in (old, fresh, platform):
+        settle_with(journal, Movement(f"in-{uuid.uuid4().hex}", "USDC", 7, None, target))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE journal.mirrors SET created_at = now() - interval '2 days' WHERE address IN (%s, %s)",
+            (old.key, platform.key),
+        )
+    scoped = {m.holder.key for m in mirrored(db, 86_400)}
+    assert {fresh.key, platform.key} <= scoped
+    assert old.key not in scoped
+    assert old.key in {m.holder.key for m in mirrored(db)}
+
+
 def test_a_movement_the_chain_could_not_make_refuses_the_whole_settlement(
     journal: PostgresJournalStore, db: PooledDatabase
 ) -> None:

@@ -17,7 +17,9 @@ from rampart.ramps.models import NETWORK_DECIMALS
 
 
 class MirrorReader(Protocol):
-    def mirrored(self) -> list[Mirrored]: ...
+    def mirrored(self, recent_seconds: int | None = None) -> list[Mirrored]:
+        """Every mirror; with ``recent_seconds``, the platform's and those opened that recently."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,12 @@ class Report:
     differences: Sequence[Difference]
 
 
-def reconcile(mirrors: MirrorReader, chains: Callable[[str], EvmChainPort]) -> Report:
+def reconcile(
+    mirrors: MirrorReader, chains: Callable[[str], EvmChainPort], recent_seconds: int | None = None
+) -> Report:
+    """Every mirror against its chain (``recent_seconds``: see :meth:`MirrorReader.mirrored`)."""
     differences: list[Difference] = []
-    found = mirrors.mirrored()
+    found = mirrors.mirrored(recent_seconds)
     for mirror in found:
         network, asset = mirror.holder.network, mirror.asset
         try:

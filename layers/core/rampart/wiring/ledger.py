@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from rampart.core.cursors import CursorSigner
 from rampart.core.settings import ConfigurationError, settings
 from rampart.ledger import Ledger
+from rampart.wiring import forget, per_database
 
 if TYPE_CHECKING:
-    from rampart.adapters.postgres.db import Database
+    pass
 
 
 @cache
@@ -41,21 +42,12 @@ class _DeferredCursors:
 
 def ledger() -> Ledger:
     """The container's ledger, on the process-wide database (a new one once that was reset)."""
-    from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.ledger_store import PostgresLedgerStore
 
-    global _built
-    database, built = get_database(), _built
-    if built is None or built[0] is not database:
-        built = _built = (database, Ledger(PostgresLedgerStore(database), _DeferredCursors()))
-    return built[1]
-
-
-_built: tuple[Database, Ledger] | None = None
+    return per_database("ledger", lambda database: Ledger(PostgresLedgerStore(database), _DeferredCursors()))
 
 
 def reset() -> None:
     """Forget every singleton (tests, twin restarts)."""
-    global _built
-    _built = None
+    forget("ledger")
     cursor_signer.cache_clear()

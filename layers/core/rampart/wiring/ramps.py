@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from rampart.core.settings import ConfigurationError, settings
 from rampart.ramps.service import RampService, Windows
+from rampart.wiring import forget, per_database
 from rampart.wiring.ledger import _DeferredCursors
 
 if TYPE_CHECKING:
-    from rampart.adapters.postgres.db import Database
     from rampart.ramps.execution import Executor
 
 log = logging.getLogger("rampart.wiring.ramps")
@@ -111,13 +111,11 @@ def _prices() -> Any:
 
 def service() -> RampService:
     """The container's ramp service, on the process-wide database (a new one once that was reset)."""
-    from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.ramp_store import PostgresRampStore
 
-    global _built
-    database, built = get_database(), _built
-    if built is None or built[0] is not database:
-        made = RampService(
+    return per_database(
+        "ramps",
+        lambda database: RampService(
             PostgresRampStore(database),
             chains=chain,
             rails=rail,
@@ -126,12 +124,8 @@ def service() -> RampService:
             platform=platform,
             cursors=_DeferredCursors(),
             windows=windows(),
-        )
-        built = _built = (database, made)
-    return built[1]
-
-
-_built: tuple[Database, RampService] | None = None
+        ),
+    )
 
 
 @cache
@@ -169,16 +163,14 @@ def _tasks() -> Any:
 
 def executor() -> Executor:
     """The container's executor of ramp phases (the ``ramp_worker``)."""
-    from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.journal_store import PostgresJournalStore
     from rampart.adapters.postgres.rail_store import PostgresRailReader
     from rampart.adapters.postgres.ramp_store import PostgresRampStore
     from rampart.ramps.execution import Executor
 
-    global _executor
-    database, built = get_database(), _executor
-    if built is None or built[0] is not database:
-        made = Executor(
+    return per_database(
+        "ramp_executor",
+        lambda database: Executor(
             PostgresRampStore(database),
             PostgresJournalStore(database),
             chains=chain,
@@ -187,21 +179,24 @@ def executor() -> Executor:
             tasks=_tasks(),
             platform=platform,
             keys=_key,
-        )
-        built = _executor = (database, made)
-    return built[1]
+        ),
+    )
 
 
-_executor: tuple[Database, Executor] | None = None
+# The schedule's reconciliation: the platform's accounts and the mirrors of the last day (a ramp's
+# ephemeral is looked at while it runs and for a day after): every minute, it does not grow with
+# every ramp ever made. The admin endpoint compares every mirror.
+WATCH_RECONCILES_SECONDS = 86_400
 
 
-def reconcile() -> Any:
-    """Every mirrored account against its chain (rampart.ramps.reconciliation)."""
+def reconcile(recent_seconds: int | None = None) -> Any:
+    """Mirrored accounts against their chain (rampart.ramps.reconciliation): every one, or the
+    platform's and the recent ones."""
     from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.journal_store import PostgresJournalStore
     from rampart.ramps.reconciliation import reconcile as run
 
-    return run(PostgresJournalStore(get_database()), chain)
+    return run(PostgresJournalStore(get_database()), chain, recent_seconds)
 
 
 def resume_payment_wait(reference: str) -> bool:
@@ -245,7 +240,7 @@ def watch() -> dict[str, Any]:
         moving=found,
     )
     try:
-        differences: int | None = len(reconcile().differences)
+        differences: int | None = len(reconcile(WATCH_RECONCILES_SECONDS).differences)
     except ServiceUnavailable as error:  # a chain that did not answer: no figure this time, said so
         log.warning("reconciliation skipped: a chain did not answer", extra={"reason": error.detail})
         differences = None
@@ -274,10 +269,11 @@ def find_payments(idle_seconds: int, limit: int = 100) -> list[str]:
     from rampart.ramps.rails import RailError
 
     database = get_database()
+    recorded = PostgresRailReader(database)
     completed: list[str] = []
     for ramp in PostgresRampStore(database).waiting_for_payment(idle_seconds, limit):
         provider = ramp.corridor.rail
-        if PostgresRailReader(database).payments_for(provider, ramp.id) or ramp.charge_id is None:
+        if recorded.payments_for(provider, ramp.id) or ramp.charge_id is None:
             continue  # recorded: its webhook completed the wait, or will (the queue retries it)
         try:
             items = rail(provider).charge_payments(ramp.charge_id)
@@ -307,9 +303,7 @@ def find_payments(idle_seconds: int, limit: int = 100) -> list[str]:
 
 def reset() -> None:
     """Forget every singleton (tests, twin restarts)."""
-    global _built, _executor
-    _built = None
-    _executor = None
+    forget("ramps", "ramp_executor")
     platform_keys.cache_clear()
     _tasks.cache_clear()
     chain.cache_clear()

@@ -14,9 +14,9 @@ from rampart.core.settings import ConfigurationError, settings
 from rampart.rails import RailService, parse_event
 from rampart.webhooks import Applied, InboxEvent, Provider, WebhookService
 from rampart.webhooks.ports import Verifier
+from rampart.wiring import forget, per_database
 
 if TYPE_CHECKING:
-    from rampart.adapters.postgres.db import Database
     from rampart.adapters.postgres.rail_store import PostgresRailReader
 
 _verifiers: dict[str, tuple[str, Verifier]] = {}
@@ -65,14 +65,11 @@ class _DeferredQueue:
 
 def service() -> WebhookService:
     """The container's webhook service, on the process-wide database (rebuilt once that was reset)."""
-    from rampart.adapters.postgres.db import get_database
     from rampart.adapters.postgres.webhook_store import PostgresWebhookStore
 
-    global _built
-    database, built = get_database(), _built
-    if built is None or built[0] is not database:
-        built = _built = (database, WebhookService(PostgresWebhookStore(database), _DeferredQueue(), verifier))
-    return built[1]
+    return per_database(
+        "webhooks", lambda database: WebhookService(PostgresWebhookStore(database), _DeferredQueue(), verifier)
+    )
 
 
 def apply_to_rails(
@@ -134,11 +131,7 @@ def rails() -> PostgresRailReader:
     return PostgresRailReader(get_database())
 
 
-_built: tuple[Database, WebhookService] | None = None
-
-
 def reset() -> None:
     """Forget every singleton (tests, twin restarts)."""
-    global _built
-    _built = None
+    forget("webhooks")
     _verifiers.clear()

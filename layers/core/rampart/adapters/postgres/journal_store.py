@@ -203,8 +203,8 @@ class PostgresJournalStore:
                 post(cur, Movement(f"open:{holder.network}:{holder.key}:{asset}", asset, units, None, holder))
             return True
 
-    def mirrored(self) -> list[Mirrored]:
-        return mirrored(self._db)
+    def mirrored(self, recent_seconds: int | None = None) -> list[Mirrored]:
+        return mirrored(self._db, recent_seconds)
 
     def operation(self, key: str) -> Operation | None:
         with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -282,14 +282,22 @@ def post(cur: Any, movement: Movement) -> None:
         raise refusal(error, None)
 
 
-def mirrored(db: Database) -> list[Mirrored]:
+def mirrored(db: Database, recent_seconds: int | None = None) -> list[Mirrored]:
     """Every mirrored account with its ledger balance (credits − debits posted): what
-    reconciliation compares with the chain."""
+    reconciliation compares with the chain. ``recent_seconds``: only the platform's accounts and
+    the mirrors opened that recently (an ephemeral's, of a ramp in flight or just ended)."""
+    recent = (
+        ""
+        if recent_seconds is None
+        else "WHERE m.kind = 'platform' OR m.created_at > now() - make_interval(secs => %s) "
+    )
     with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT m.network, m.address, m.asset, m.kind, m.account_id, "
             "a.credits_posted - a.debits_posted AS balance "
-            "FROM journal.mirrors m JOIN ledger.accounts a ON a.id = m.account_id ORDER BY m.created_at, m.asset"
+            f"FROM journal.mirrors m JOIN ledger.accounts a ON a.id = m.account_id {recent}"
+            "ORDER BY m.created_at, m.asset",
+            () if recent_seconds is None else (recent_seconds,),
         )
         return [
             Mirrored(Holder(r["network"], r["address"], r["kind"]), r["asset"], int(r["account_id"]), int(r["balance"]))
